@@ -1,0 +1,233 @@
+"""The ``labour-atlas`` command line."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geodata.structures import Level, Structure
+
+app = typer.Typer(help="Labour Atlas: map and database of Vietnam's contract-labour programme.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
+import_app = typer.Typer(help="Import files.", no_args_is_help=True)
+geodata_app = typer.Typer(help="Boundary geometry tools.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(geodata_app, name="geodata")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str) -> Iterator:
+    """A rich progress bar; yields a ``(done, total)`` callback."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as p:
+        task = p.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            p.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _database_from_settings() -> None:
+    from geodata.db import get_engine
+
+    try:
+        get_engine()
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+# -- db ------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Migrate the database (DATABASE_URL) to the newest schema."""
+    from geodata import migrate
+
+    _database_from_settings()
+    migrate.upgrade(revision)
+    console.print(f"database at revision {migrate.current_revision()}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision ('base' removes everything)")]) -> None:
+    """Migrate the database down to REVISION."""
+    from geodata import migrate
+
+    _database_from_settings()
+    migrate.downgrade(revision)
+    console.print(f"database at revision {migrate.current_revision()}")
+
+
+def run_seed() -> None:
+    from etl.reference import seed_reference
+
+    with progress_bar("reading reference polygons") as update:
+        result = seed_reference(progress=update)
+    table = Table("structure", "level", "units", "with polygon", title="Reference data loaded")
+    for structure, levels in sorted(result.units.items()):
+        for level in ("province", "district", "commune"):
+            if level in levels:
+                table.add_row(structure, level, str(levels[level]), str(result.polygons.get(structure, {}).get(level, 0)))
+    console.print(table)
+    console.print(
+        f"crosswalk links: {result.crosswalk_links}; commune centres: {result.centres}; "
+        f"abolished district polygons dissolved into successors: "
+        + ", ".join(f"{a}->{b}" for a, b in sorted(result.merged_districts.items()))
+    )
+
+
+@db_app.command("seed")
+def db_seed() -> None:
+    """Load the bundled real code lists, polygons and old->new crosswalk."""
+    _database_from_settings()
+    run_seed()
+
+
+# -- import --------------------------------------------------------------------
+@import_app.command("boundaries")
+def import_boundaries_cmd(
+    path: Annotated[Path, typer.Argument(help="Shapefile, GeoPackage or GeoJSON")],
+    level: Annotated[Level, typer.Option(help="Level of the units in the file")],
+    structure: Annotated[Structure, typer.Option(help="Boundary structure of the units")],
+    layer: Annotated[Optional[str], typer.Option(help="Layer name (GeoPackage with several layers)")] = None,
+    code_field: Annotated[str, typer.Option(help="Field holding the GSO code")] = "code",
+    name_field: Annotated[Optional[str], typer.Option(help="Field holding the name [default: name, if present]")] = None,
+    parent_field: Annotated[Optional[str], typer.Option(help="Field holding the parent code [default: parent_code, if present]")] = None,
+    type_field: Annotated[Optional[str], typer.Option(help="Field holding the unit type [default: unit_type, if present]")] = None,
+    assume_crs: Annotated[Optional[str], typer.Option(help="CRS for a file that declares none, e.g. EPSG:3405")] = None,
+) -> None:
+    """Import boundary polygons of one level; all or nothing."""
+    from etl.boundaries import BoundaryFields, BoundaryImportError, import_boundaries
+
+    _database_from_settings()
+    fields = BoundaryFields(code=code_field, name=name_field, parent=parent_field, unit_type=type_field)
+    try:
+        with progress_bar(f"reading {path.name}") as update:
+            r = import_boundaries(path, level=level, structure=structure, fields=fields, layer=layer, assume_crs=assume_crs, progress=update)
+    except (BoundaryImportError, ValueError) as exc:
+        fail(f"{exc}\nNothing was imported.")
+    console.print(
+        f"{r.path}: {r.features} {r.level} features ({r.structure}) from {r.source_crs}: "
+        f"{r.inserted} new, {r.updated} updated, {r.repaired} invalid polygons repaired"
+    )
+    if r.bbox:
+        console.print("bounding box (lon/lat): " + ", ".join(f"{v:.4f}" for v in r.bbox))
+    console.print("units with a polygon now: " + ", ".join(f"{k} {v}" for k, v in sorted(r.units_with_geometry.items())))
+
+
+# -- geodata -------------------------------------------------------------------
+@geodata_app.command("approximate-communes")
+def approximate_communes_cmd(
+    structure: Annotated[Structure, typer.Option(help="Boundary structure")],
+) -> None:
+    """Draw approximate commune polygons (Voronoi cells of centres, clipped to the parent)."""
+    _database_from_settings()
+    run_approximation([structure])
+
+
+def run_approximation(structures: list[Structure]) -> None:
+    from geodata.approximate import approximate_communes
+    from geodata.db import get_engine
+
+    for s in structures:
+        with console.status(f"drawing approximate communes ({s.value})"), get_engine().begin() as conn:
+            r = approximate_communes(conn, s)
+        console.print(
+            f"{r.structure}: {r.with_cell} of {r.communes} communes have an approximate polygon; "
+            f"{r.official_kept} official kept; {r.seeds_moved} centres moved inside their parent; "
+            f"{r.without_region} without any parent polygon (e.g. Quảng Ninh, whose boundary is missing)"
+        )
+
+
+# -- serving -------------------------------------------------------------------
+def serve_app(host: str, port: int) -> None:
+    import uvicorn
+
+    from api.main import create_app
+
+    console.print(f"Labour Atlas on [bold]http://{host}:{port}[/] (API docs at /docs); Ctrl-C stops it")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the app against DATABASE_URL (no demo loading)."""
+    _database_from_settings()
+    serve_app(host, port)
+
+
+def demo_is_loaded() -> bool:
+    from sqlalchemy import text
+
+    from geodata.db import get_engine
+
+    with get_engine().connect() as conn:
+        return bool(
+            conn.execute(
+                text("SELECT count(*) > 0 FROM admin_unit WHERE level = 'commune' AND geom IS NOT NULL AND structure = '2025'")
+            ).scalar()
+        )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    reload_data: Annotated[bool, typer.Option("--reload-data", help="Load the reference data again")] = False,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the database, then exit")] = False,
+) -> None:
+    """Run the demo: a private PostGIS (unless DATABASE_URL is set), real boundaries, the app."""
+    from geodata import migrate
+    from geodata.db import use_database
+    from geodata.embedded import EmbeddedDatabaseError, EmbeddedPostgres, cluster_folder
+    from geodata.settings import get_settings
+
+    settings = get_settings()
+    pg = None
+    try:
+        if settings.database_url:
+            use_database(settings.database_url)
+            console.print("using the database of DATABASE_URL")
+        else:
+            folder = cluster_folder(settings.data_dir)
+            pg = EmbeddedPostgres(folder)
+            with console.status(f"starting the private PostgreSQL cluster in {folder}"):
+                url = pg.start()
+            use_database(url)
+            console.print(f"private PostgreSQL + PostGIS running in {folder} (127.0.0.1:{pg.port})")
+        migrate.upgrade()
+        if reload_data or not demo_is_loaded():
+            run_seed()
+            run_approximation(list(Structure))
+        else:
+            console.print("reference data already loaded (use --reload-data to load it again)")
+        if not no_serve:
+            serve_app(host, port)
+    except EmbeddedDatabaseError as exc:
+        fail(str(exc))
+    finally:
+        if pg is not None:
+            pg.stop()
+            console.print("private PostgreSQL cluster stopped")
+
+
+if __name__ == "__main__":
+    app()

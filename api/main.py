@@ -1,0 +1,28 @@
+"""The FastAPI application."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.routers import health, locate, pages, units
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app() -> FastAPI:
+    """Build the app (the database comes from :mod:`geodata.db`)."""
+    app = FastAPI(
+        title="Labour Atlas",
+        version="0.1.0",
+        description="Administrative units, survey records and map layers for Vietnam's contract-labour programme.",
+    )
+    app.include_router(health.router)
+    app.include_router(units.router)
+    app.include_router(locate.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+app = create_app()

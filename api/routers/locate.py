@@ -1,0 +1,41 @@
+"""Which units cover a point on a date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.deps import DbConn
+from geodata.locate import NoStructureOnDate, locate
+
+router = APIRouter(prefix="/api/v1", tags=["locate"])
+
+
+@router.get("/locate")
+def locate_point(
+    conn: DbConn,
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS 84 degrees")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, WGS 84 degrees")],
+    date: Annotated[dt.date | None, Query(description="Date whose boundary structure applies (default: today)")] = None,
+) -> dict:
+    """Province, district (pre-2025 only) and commune covering the point.
+
+    A point on a shared border gets one answer (the lower code). 404 when no
+    unit covers the point.
+    """
+    try:
+        loc = locate(conn, lon, lat, date)
+    except NoStructureOnDate as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    if not loc.found:
+        raise HTTPException(
+            404,
+            detail=f"no administrative unit of the {loc.structure} structure covers lon={lon}, lat={lat} "
+            "(outside Vietnam, at sea, or in an area without loaded boundaries)",
+        )
+    out = asdict(loc)
+    out["date"] = loc.date.isoformat()
+    return out

@@ -1,0 +1,1 @@
+"""File import and export: boundaries, surveys, targets, recruiters, incidents, reports."""

@@ -1,0 +1,80 @@
+"""The one database engine and session factory.
+
+Everything that talks to PostGIS gets its connection here, so that the demo,
+the server, the CLI and the tests point at the same database by setting
+``DATABASE_URL`` (or by calling :func:`use_database`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from geodata.settings import get_settings
+
+_engine: Engine | None = None
+_url: str | None = None
+
+
+def normalise_url(url: str) -> str:
+    """Make a PostgreSQL URL use the psycopg 3 driver.
+
+    >>> normalise_url("postgresql://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def use_database(url: str) -> Engine:
+    """Point the process at the database ``url`` and return its engine."""
+    global _engine, _url
+    url = normalise_url(url)
+    if _engine is not None and _url == url:
+        return _engine
+    if _engine is not None:
+        _engine.dispose()
+    _engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    _url = url
+    return _engine
+
+
+def get_engine() -> Engine:
+    """Return the engine of the current database.
+
+    Raises ``RuntimeError`` with a hint when no database is configured.
+    """
+    if _engine is not None:
+        return _engine
+    url = get_settings().database_url
+    if not url:
+        raise RuntimeError(
+            "No database configured: set DATABASE_URL "
+            "(e.g. postgresql://user:pass@localhost:5432/labour_atlas) "
+            "or run `labour-atlas demo` for a private one."
+        )
+    return use_database(url)
+
+
+def session_factory() -> sessionmaker[Session]:
+    """Return a session factory bound to the current engine."""
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,36 @@
+"""The one settings object of Labour Atlas, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration from environment variables (or a ``.env`` file).
+
+    ``DATABASE_URL`` is a SQLAlchemy URL such as
+    ``postgresql+psycopg://user:pass@host:5432/labour_atlas``; when it is empty,
+    ``labour-atlas demo`` starts a private PostgreSQL + PostGIS cluster under
+    ``LABOUR_ATLAS_DATA_DIR``.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    secret_key: str | None = Field(default=None, validation_alias="LABOUR_ATLAS_SECRET_KEY")
+    data_dir: Path = Field(default=Path(".labour-atlas"), validation_alias="LABOUR_ATLAS_DATA_DIR")
+    # Simplification tolerance, in degrees, of the web geometry per level
+    # (about 200 m, 100 m and 30 m): enough for a screen map, far lighter.
+    web_tolerance_province: float = 0.002
+    web_tolerance_district: float = 0.001
+    web_tolerance_commune: float = 0.0003
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,54 @@
+"""Derived geometry of admin units: web-simplified copies and subdivided parts.
+
+Both are rebuilt from ``admin_unit.geom`` after any boundary change, in SQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from geodata.settings import get_settings
+from geodata.structures import Structure
+
+# Pieces of at most this many vertices: point-in-polygon stays cheap and the
+# GiST boxes tight (PostGIS's own advice for big polygons).
+SUBDIVIDE_VERTICES = 128
+
+
+def refresh_unit_geometry(conn: Connection, structure: Structure, codes_from: str | None = None) -> None:
+    """Rebuild ``geom_web`` and ``admin_unit_part`` for units of ``structure``.
+
+    ``codes_from`` names a table (or temp table) with a ``code`` column to
+    limit the work to those units; ``None`` refreshes the whole structure.
+    """
+    st = get_settings()
+    limit = f"AND code IN (SELECT code FROM {codes_from})" if codes_from else ""
+    params = {
+        "s": structure.value,
+        "tp": st.web_tolerance_province,
+        "td": st.web_tolerance_district,
+        "tc": st.web_tolerance_commune,
+    }
+    conn.execute(
+        text(
+            f"""
+            UPDATE admin_unit SET geom_web = CASE WHEN geom IS NULL THEN NULL ELSE
+                ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SimplifyPreserveTopology(geom,
+                    CASE level WHEN 'province' THEN :tp WHEN 'district' THEN :td ELSE :tc END)), 3)) END
+            WHERE structure = :s {limit}
+            """
+        ),
+        params,
+    )
+    conn.execute(text(f"DELETE FROM admin_unit_part WHERE structure = :s {limit}"), params)
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO admin_unit_part (structure, code, level, valid_from, valid_to, geom)
+            SELECT structure, code, level, valid_from, valid_to,
+                   ST_Subdivide(geom, {SUBDIVIDE_VERTICES})
+            FROM admin_unit WHERE structure = :s AND geom IS NOT NULL {limit}
+            """
+        ),
+        params,
+    )

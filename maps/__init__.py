@@ -1,0 +1,1 @@
+"""Map layers: coverage, recruiter areas, hot spots, classification, folium pages, tiles."""

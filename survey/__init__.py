@@ -1,0 +1,1 @@
+"""Field survey capture: form definitions, validation, ingest, quarantine, OpenRosa."""
