@@ -36,16 +36,23 @@ class Location:
 
 # The finest unit whose polygon covers the point decides; its ancestors come
 # from the code hierarchy, so the answer is always one consistent chain even
-# where polygons of different levels disagree by a sliver. On a shared border
-# ST_Covers holds for both sides: the lower code wins, every time.
+# where polygons of different levels disagree by a sliver. The subdivided
+# parts find candidates fast; the test itself is on the full polygon, since
+# subdividing moves shared edges by rounding. On a shared border ST_Covers
+# holds for both sides: the lower code wins, every time.
 LOCATE_SQL = """
 WITH RECURSIVE
+pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
 finest AS (
-    SELECT p.structure, p.code FROM admin_unit_part p
-    WHERE p.structure = :structure
-      AND p.valid_from <= :d AND (p.valid_to IS NULL OR :d < p.valid_to)
-      AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-    ORDER BY CASE p.level WHEN 'commune' THEN 0 WHEN 'district' THEN 1 ELSE 2 END, p.code
+    SELECT u.structure, u.code FROM admin_unit u, pt
+    WHERE u.structure = :structure
+      AND u.code IN (
+          SELECT p.code FROM admin_unit_part p, pt
+          WHERE p.structure = :structure
+            AND p.valid_from <= :d AND (p.valid_to IS NULL OR :d < p.valid_to)
+            AND ST_DWithin(p.geom, pt.g, 1e-9))
+      AND ST_Covers(u.geom, pt.g)
+    ORDER BY CASE u.level WHEN 'commune' THEN 0 WHEN 'district' THEN 1 ELSE 2 END, u.code
     LIMIT 1
 ),
 chain AS (

@@ -1,0 +1,140 @@
+"""Test fixtures: a real PostGIS that the tests create themselves.
+
+With ``TEST_DATABASE_URL`` set, the tests create fresh databases on that
+server (and drop them afterwards); otherwise they start a private cluster in a
+temporary folder. They never touch a database they did not create.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from geodata import db, migrate
+
+
+class Server:
+    """Creates and drops databases on one PostgreSQL server."""
+
+    def __init__(self, admin_url: str, cleanup=None) -> None:
+        self.admin_url = admin_url
+        self.cleanup = cleanup
+        self.created: list[str] = []
+
+    def _admin(self) -> psycopg.Connection:
+        url = make_url(self.admin_url).set(drivername="postgresql")
+        return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
+    def create_database(self) -> str:
+        name = f"la_test_{os.getpid()}_{secrets.token_hex(3)}"
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return make_url(self.admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+
+    def drop_database(self, url: str) -> None:
+        name = make_url(url).database
+        db_engine = db._engine
+        if db_engine is not None and db._url and make_url(db._url).database == name:
+            db_engine.dispose()
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.remove(name)
+
+    def close(self) -> None:
+        for name in list(self.created):
+            with self._admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.cleanup:
+            self.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        srv = Server(given)
+    else:
+        from geodata.embedded import EmbeddedPostgres
+
+        folder = Path(tempfile.mkdtemp(prefix="labour-atlas-test-"))
+        folder.chmod(0o755)  # as root, the cluster runs as 'postgres'
+        pg = EmbeddedPostgres(folder / "pgdata", durable=False)
+        url = pg.start()
+
+        def cleanup() -> None:
+            pg.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        srv = Server(url.rsplit("/", 1)[0] + "/postgres", cleanup)
+    yield srv
+    srv.close()
+
+
+@contextmanager
+def using(url: str) -> Iterator[Engine]:
+    """Point the app's one engine at ``url`` for the duration."""
+    previous = db._url
+    engine = db.use_database(url)
+    try:
+        yield engine
+    finally:
+        if previous:
+            db.use_database(previous)
+
+
+@pytest.fixture(scope="session")
+def seeded_url(server: Server) -> str:
+    """A database migrated and loaded like the demo (reference data, approximate communes)."""
+    from etl.reference import seed_reference
+    from geodata.approximate import approximate_communes
+    from geodata.structures import Structure
+
+    url = server.create_database()
+    engine = db.use_database(url)
+    migrate.upgrade()
+    seed_reference()
+    for s in Structure:
+        with engine.begin() as conn:
+            approximate_communes(conn, s)
+    return url
+
+
+@pytest.fixture
+def seeded(seeded_url: str) -> Engine:
+    """The engine of the seeded database (shared by tests: do not change it, or roll back)."""
+    return db.use_database(seeded_url)
+
+
+@pytest.fixture
+def fresh(server: Server) -> Iterator[Engine]:
+    """A new migrated database holding only the code lists, dropped afterwards."""
+    from etl.reference import load_code_lists
+
+    url = server.create_database()
+    with using(url) as engine:
+        migrate.upgrade()
+        with engine.begin() as conn:
+            load_code_lists(conn)
+        yield engine
+    server.drop_database(url)
+
+
+@pytest.fixture
+def client(seeded: Engine):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app()) as c:
+        yield c

@@ -1,0 +1,76 @@
+"""The embedded default: a private cluster that is reused, and the demo command."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from geodata.embedded import EmbeddedPostgres, free_port
+
+
+@pytest.fixture
+def folder():
+    path = Path(tempfile.mkdtemp(prefix="labour-atlas-demo-"))
+    path.chmod(0o755)  # as root, the cluster runs as 'postgres'
+    yield path
+    for pgdata in path.rglob("PG_VERSION"):
+        EmbeddedPostgres(pgdata.parent).stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_private_cluster_keeps_its_data_between_runs(folder):
+    pg = EmbeddedPostgres(folder / "pgdata")
+    url = pg.start().replace("+psycopg", "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (name text)")
+        conn.execute("INSERT INTO kept VALUES ('Hà Tĩnh')")
+        assert conn.execute("SELECT inet_server_addr()::text").fetchone()[0].startswith("127.0.0.1")
+    pg.stop()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+    again = EmbeddedPostgres(folder / "pgdata")
+    with psycopg.connect(again.start().replace("+psycopg", "")) as conn:
+        assert conn.execute("SELECT name FROM kept").fetchone()[0] == "Hà Tĩnh"
+    # A wrong password is refused: the cluster is not open to anyone on the machine.
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"postgresql://labour_atlas:wrong@127.0.0.1:{again.port}/labour_atlas")
+    again.stop()
+
+
+def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["LABOUR_ATLAS_DATA_DIR"] = str(folder / "state")
+    cli = [sys.executable, "-m", "api.cli", "demo"]
+    first = subprocess.run([*cli, "--no-serve"], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "Reference data loaded" in first.stdout and "have an approximate polygon" in first.stdout
+
+    port = free_port()
+    start = time.monotonic()
+    server = subprocess.Popen([*cli, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = None
+        while time.monotonic() - start < 60:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert body and body["status"] == "ok" and body["admin_units"] == 14161
+        assert time.monotonic() - start < 30  # the second run reuses the cluster and the data
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200 and "leaflet" in page.text
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=60)
+    assert "already loaded" in out
+    assert "private PostgreSQL cluster stopped" in out
+    assert not (folder / "state" / "pgdata" / "postmaster.pid").exists()

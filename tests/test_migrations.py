@@ -1,0 +1,40 @@
+"""The schema is created and removed by Alembic migrations."""
+
+from sqlalchemy import text
+
+from geodata import migrate
+from tests.conftest import using
+
+TABLES = {"boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk"}
+
+
+def tables(conn) -> set[str]:
+    return set(conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+
+
+def test_upgrade_and_downgrade_on_an_empty_database(server):
+    url = server.create_database()
+    with using(url) as engine:
+        with engine.connect() as conn:
+            assert not TABLES & tables(conn)
+        migrate.upgrade()
+        assert migrate.current_revision() == "0001"
+        with engine.connect() as conn:
+            assert TABLES <= tables(conn)
+            assert conn.execute(text("SELECT extname FROM pg_extension WHERE extname = 'postgis'")).scalar() == "postgis"
+            indexes = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'admin_unit'")).scalars())
+            assert {"admin_unit_geom_gist", "admin_unit_parent", "admin_unit_name_trgm"} <= indexes
+            gist = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'admin_unit_geom_gist'")).scalar()
+            assert "USING gist" in gist
+            geom_type = conn.execute(text("SELECT type, srid FROM geometry_columns WHERE f_table_name = 'admin_unit' AND f_geometry_column = 'geom'")).one()
+            assert tuple(geom_type) == ("MULTIPOLYGON", 4326)
+            structures = dict(conn.execute(text("SELECT name, valid_to FROM boundary_structure")).all())
+            assert set(structures) == {"pre2025", "2025"} and structures["2025"] is None
+        migrate.downgrade("base")
+        assert migrate.current_revision() is None
+        with engine.connect() as conn:
+            assert not TABLES & tables(conn)
+            assert conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")).scalar() == 0
+        migrate.upgrade()  # and up again after a full downgrade
+        assert migrate.current_revision() == "0001"
+    server.drop_database(url)
