@@ -2,8 +2,13 @@
 # Set up Labour Atlas on a Debian or Ubuntu machine: PostgreSQL server binaries
 # and PostGIS (from apt, only if missing), then a virtualenv in .venv with the
 # project and its test tools. Safe to run again: it skips what is there.
+#
+#   bash scripts/setup.sh          # to run the app
+#   bash scripts/setup.sh --test   # also the test tools and headless Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_TESTS=0
+if [ "${1:-}" = "--test" ]; then WITH_TESTS=1; fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -19,14 +24,23 @@ have_server() {
     && [ -f "/usr/share/postgresql/$major/extension/postgis.control" ]
 }
 
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  echo "==> apt-get install $*"
+  $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! have_server; then
-  echo "==> installing PostgreSQL and PostGIS (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
   if [ -z "$(pg_major)" ] || [ ! -x "/usr/lib/postgresql/$(pg_major)/bin/initdb" ]; then
-    $SUDO apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
   fi
-  $SUDO apt-get install -y -qq "postgresql-$(pg_major)-postgis-3" >/dev/null
+  apt_install "postgresql-$(pg_major)-postgis-3"
+fi
+# Headless Chromium drives the web pages in the tests (never a downloaded browser).
+if [ "$WITH_TESTS" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
 fi
 echo "==> PostgreSQL $(pg_major) with PostGIS: ok"
 
@@ -41,6 +55,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> installing Python packages into .venv"
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+extras=""
+if [ "$WITH_TESTS" = 1 ]; then extras="[test]"; fi
+.venv/bin/python -m pip install -q -e ".$extras" 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import api, geodata, etl, geopandas, fastapi' || { echo "Python install failed" >&2; exit 1; }
 echo "==> ready"
