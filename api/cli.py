@@ -187,6 +187,20 @@ def demo_is_loaded() -> bool:
         )
 
 
+def ensure_demo_secret(settings) -> None:
+    """The demo keeps a generated secret in its data folder when none is set."""
+    import secrets
+
+    if settings.secret_key:
+        return
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    settings.secret_key = path.read_text().strip()
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -201,6 +215,7 @@ def demo(
     from geodata.settings import get_settings
 
     settings = get_settings()
+    ensure_demo_secret(settings)
     pg = None
     try:
         if settings.database_url:

@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routers import health, locate, pages, units
+from api.routers import health, locate, pages, submissions, units
 
 STATIC = Path(__file__).parent / "static"
 
@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(units.router)
     app.include_router(locate.router)
+    app.include_router(submissions.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

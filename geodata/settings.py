@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     web_tolerance_province: float = 0.002
     web_tolerance_district: float = 0.001
     web_tolerance_commune: float = 0.0003
+    # Survey intake: a GPS fix worse than this is flagged; a point in no
+    # commune further than this from the declared commune is rejected
+    # (closer: kept, e.g. a coastal village on a coarse boundary); the same
+    # person in the same kind within this many days is a probable duplicate.
+    gps_accuracy_limit_m: float = Field(default=50.0, validation_alias="LABOUR_ATLAS_GPS_ACCURACY_LIMIT_M")
+    survey_outside_tolerance_m: float = Field(default=5000.0, validation_alias="LABOUR_ATLAS_OUTSIDE_TOLERANCE_M")
+    duplicate_window_days: int = Field(default=365, validation_alias="LABOUR_ATLAS_DUPLICATE_WINDOW_DAYS")
 
 
 @lru_cache

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+# A fixed secret for the tests (ID hashes, payload fingerprints); set before
+# the settings are first read.
+os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "test-secret-not-for-production")
+
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 

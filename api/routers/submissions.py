@@ -1,0 +1,139 @@
+"""Survey submissions: single and batch intake, records, review, quarantine, duplicates."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.deps import DbConn
+from survey.definition import FORM
+from survey.ingest import Incoming, Outcome, ingest, parse_payload
+from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
+from survey.records import get_record, list_records, review_record
+from survey.schemas import submission_model
+
+router = APIRouter(prefix="/api/v1", tags=["submissions"])
+
+MAX_BATCH = 1000
+HTTP_STATUS = {"created": 201, "exists": 200, "conflict": 409, "rejected": 422}
+SUBMISSION_SCHEMA = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": submission_model(FORM).model_json_schema()}}}
+}
+
+
+def outcome_body(conn, o: Outcome) -> dict:
+    body: dict = {"status": o.status, "instance_id": o.instance_id}
+    if o.status == "rejected":
+        body |= {"detail": "submission rejected and kept in quarantine", "errors": o.errors, "quarantine_id": o.quarantine_id}
+    elif o.status == "conflict":
+        body["detail"] = f"instance_id {o.instance_id} is already used by a different submission"
+    else:
+        record = get_record(conn, o.instance_id)
+        body["record"] = {k: record[k] for k in (
+            "kind", "structure", "declared_commune_code", "assigned_commune_code", "location_mismatch",
+            "mismatch_distance_m", "accuracy_flag", "mock_location", "review_status", "probable_duplicates")}
+    return body
+
+
+@router.post("/submissions", openapi_extra=SUBMISSION_SCHEMA, status_code=201,
+             responses={200: {"description": "Already stored (same payload)"}, 409: {"description": "instance_id used by another payload"},
+                        422: {"description": "Rejected; every failing field listed; kept in quarantine"}})
+async def submit(request: Request, conn: DbConn) -> JSONResponse:
+    """Store one survey record, idempotently (key: ``instance_id``)."""
+    item = parse_payload(await request.body())
+    (outcome,) = ingest(conn, [item], source="api")
+    return JSONResponse(outcome_body(conn, outcome), status_code=HTTP_STATUS[outcome.status])
+
+
+@router.post("/submissions/batch",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "array", "maxItems": MAX_BATCH, "items": submission_model(FORM).model_json_schema()}}}}})
+async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
+    """Store up to 1,000 records; one outcome per record, in order."""
+    body = parse_payload(await request.body())
+    if not isinstance(body.payload, list):
+        raise HTTPException(422, detail="the body must be a JSON array of submissions")
+    if len(body.payload) > MAX_BATCH:
+        raise HTTPException(413, detail=f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
+    items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
+    outcomes = ingest(conn, items, source="api-batch")
+    results = [outcome_body(conn, o) | {"index": o.row_number - 1} for o in outcomes]
+    counts = {s: sum(o.status == s for o in outcomes) for s in HTTP_STATUS}
+    return JSONResponse({"counts": counts, "results": results})
+
+
+@router.get("/submissions")
+def records(
+    conn: DbConn,
+    review_status: Literal["received", "approved", "has_issues", "rejected"] | None = None,
+    kind: Literal["aspirant", "returnee", "departure"] | None = None,
+    commune: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
+    duplicates_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict]:
+    """Stored records, newest first (officers)."""
+    return list_records(conn, review_status=review_status, kind=kind, commune=commune,
+                        duplicates_only=duplicates_only, limit=limit, offset=offset)
+
+
+@router.get("/submissions/{instance_id}")
+def record(conn: DbConn, instance_id: str) -> dict:
+    """One stored record with its flags, review state and probable duplicates."""
+    found = get_record(conn, instance_id) if _is_uuid(instance_id) else None
+    if found is None:
+        raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+    return found
+
+
+class Review(BaseModel):
+    status: Literal["received", "approved", "has_issues", "rejected"]
+    comment: str | None = Field(default=None, max_length=2000)
+    reviewer: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/submissions/{instance_id}/review")
+def review(conn: DbConn, instance_id: str, body: Review) -> dict:
+    """Move a record through review: received, approved, has issues, rejected."""
+    if not _is_uuid(instance_id) or not review_record(conn, instance_id, body.status, body.comment, body.reviewer):
+        raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+    return get_record(conn, instance_id)
+
+
+@router.get("/quarantine")
+def quarantine(
+    conn: DbConn,
+    status: Literal["open", "resubmitted", "dismissed"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict]:
+    """Rejected payloads, verbatim, with the reasons (officers)."""
+    return list_quarantine(conn, status, limit, offset)
+
+
+@router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA)
+async def resubmit(request: Request, conn: DbConn, quarantine_id: int) -> JSONResponse:
+    """Submit a corrected payload for a quarantined one; on success the quarantine entry is closed."""
+    status = quarantine_status(conn, quarantine_id)
+    if status is None:
+        raise HTTPException(404, detail=f"no quarantined submission {quarantine_id}")
+    if status != "open":
+        raise HTTPException(409, detail=f"quarantined submission {quarantine_id} is already {status}")
+    item = parse_payload(await request.body())
+    (outcome,) = ingest(conn, [item], source=f"api-resubmit:{quarantine_id}")
+    if outcome.status in ("created", "exists"):
+        resolve_quarantine(conn, quarantine_id, outcome.instance_id)
+    return JSONResponse(outcome_body(conn, outcome), status_code=HTTP_STATUS[outcome.status])
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False

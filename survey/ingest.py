@@ -1,0 +1,277 @@
+"""Idempotent ingest of survey submissions.
+
+One path for every channel (API, batch, OpenRosa, web form): each payload is
+validated against the form definition; the survivors go to PostGIS in one
+set-based statement that checks the declared commune, assigns the commune
+covering the GPS point at the collection date, flags mismatches and inserts,
+keyed by the client's ``instance_id``. Every rejected payload goes to the
+quarantine with its reasons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+
+from geodata.settings import get_settings
+from geodata.units import fold
+from survey.definition import FORM, FormDefinition
+from survey.identity import MissingSecret, national_id_hash
+from survey.quarantine import canonical_json, quarantine_payload
+from survey.schemas import FieldError, validate_submission
+
+Status = Literal["created", "exists", "conflict", "rejected"]
+
+# Answers kept in their own columns (used by SQL: duplicates, maps, reports);
+# everything else the form asks goes to the ``answers`` JSON column.
+COLUMNS = ("full_name", "birth_year", "sex", "departure_date", "market", "recruiter_licence")
+NOT_IN_ANSWERS = {"instance_id", "kind", "collected_at", "surveyor", "consent", "commune_code", "location",
+                  "mock_location", "national_id", *COLUMNS}
+
+
+@dataclass
+class Incoming:
+    """A payload as received: its text (kept verbatim if rejected) and parsed value."""
+
+    text: str
+    payload: Any
+    row_number: int | None = None
+
+
+@dataclass
+class Outcome:
+    status: Status
+    instance_id: str | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    quarantine_id: int | None = None
+    row_number: int | None = None
+
+
+def parse_payload(body: bytes | str) -> Incoming:
+    """Decode a JSON body; an undecodable one is still kept (as text) for quarantine."""
+    text_ = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        payload = json.loads(text_)
+    except ValueError:
+        payload = None
+    return Incoming(text_, payload)
+
+
+def keyed_digest(clean: dict[str, Any]) -> str:
+    """Fingerprint of a submission's answers, for "same payload again?".
+
+    Keyed (HMAC) because the answers include the national ID.
+    """
+    secret = get_settings().secret_key
+    if not secret:
+        raise MissingSecret("LABOUR_ATLAS_SECRET_KEY is not set: submissions cannot be stored")
+    return hmac.new(secret.encode(), canonical_json(clean).encode(), hashlib.sha256).hexdigest()
+
+
+def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) -> dict[str, Any]:
+    """The database row of a valid submission (no national ID in clear)."""
+    point = clean["location"]
+    answers = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in clean.items() if k not in NOT_IN_ANSWERS}
+    return {
+        "n": n,
+        "instance_id": str(clean["instance_id"]),
+        "form_id": defn.form_id,
+        "form_version": defn.version,
+        "kind": clean["kind"],
+        "collected_at": clean["collected_at"].isoformat(),
+        "surveyor": clean["surveyor"],
+        "source": source,
+        "commune_code": clean["commune_code"],
+        "lon": point.lon,
+        "lat": point.lat,
+        "accuracy": point.accuracy,
+        "mock_location": bool(clean.get("mock_location")),
+        "id_hash": national_id_hash(clean["national_id"]) if clean.get("national_id") else None,
+        "name_folded": fold(clean["full_name"]) if clean.get("full_name") else None,
+        **{c: (clean[c].isoformat() if isinstance(clean.get(c), dt.date) else clean.get(c)) for c in COLUMNS},
+        "answers": answers,
+        "payload_hash": keyed_digest(clean),
+    }
+
+
+ROW_TYPES = """
+    n int, instance_id uuid, form_id text, form_version text, kind text, collected_at timestamptz, surveyor text,
+    source text, commune_code text, lon float8, lat float8, accuracy real, mock_location boolean, id_hash text,
+    name_folded text, full_name text, birth_year smallint, sex text, departure_date date, market text,
+    recruiter_licence text, answers jsonb, payload_hash text
+"""
+
+# {source} is a relation with the columns of ROW_TYPES: a jsonb_to_recordset
+# of the request's rows, or a staging table filled by COPY for big files.
+STORE_SQL = """
+WITH s AS (SELECT * FROM {source}),
+e AS (
+    SELECT s.*, st.name AS structure, d.code AS declared, d.geom AS declared_geom,
+           CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
+           other.structure AS other_structure, a.code AS assigned,
+           ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
+           (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date
+    FROM s
+    LEFT JOIN boundary_structure st
+           ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+          AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
+    LEFT JOIN admin_unit d ON d.structure = st.name AND d.code = s.commune_code AND d.level = 'commune'
+    LEFT JOIN admin_unit dp ON dp.structure = d.structure AND dp.code = d.parent_code
+    LEFT JOIN LATERAL (
+        SELECT o.structure FROM admin_unit o
+        WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
+    ) other ON true
+    LEFT JOIN LATERAL (
+        SELECT p.code FROM admin_unit_part p
+        WHERE p.structure = st.name AND p.level = 'commune'
+          AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
+        ORDER BY p.code LIMIT 1
+    ) a ON true
+),
+c AS (
+    SELECT e.*,
+        CASE
+            WHEN e.structure IS NULL THEN 'collected_at'
+            WHEN e.declared IS NULL THEN 'commune_code'
+            WHEN e.assigned IS NULL AND e.declared_geom IS NOT NULL
+                 AND NOT ST_DWithin(e.declared_geom::geography, e.pt::geography, :outside_m) THEN 'location'
+        END AS error_field,
+        CASE
+            WHEN e.structure IS NULL THEN 'no boundary structure is valid on ' || e.local_date
+            WHEN e.declared IS NULL AND e.other_structure IS NOT NULL THEN
+                'commune code ' || e.commune_code || ' belongs to the ' || e.other_structure
+                || ' structure, not to the ' || e.structure || ' structure in force on ' || e.local_date
+            WHEN e.declared IS NULL THEN 'unknown commune code ' || e.commune_code
+            WHEN e.assigned IS NULL AND e.declared_geom IS NOT NULL
+                 AND NOT ST_DWithin(e.declared_geom::geography, e.pt::geography, :outside_m) THEN
+                'the GPS point is in no commune of Viet Nam and '
+                || round(ST_Distance(e.declared_geom::geography, e.pt::geography) / 1000) || ' km from the declared commune'
+        END AS error_message
+    FROM e
+),
+ins AS (
+    INSERT INTO survey_record (
+        province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
+        declared_commune_code, assigned_commune_code, geom, gps_accuracy_m, accuracy_flag, location_mismatch,
+        mismatch_distance_m, mock_location, consent, id_hash, full_name, name_folded, birth_year, sex,
+        departure_date, market, recruiter_licence, answers, payload_hash)
+    SELECT province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
+           declared, assigned, pt, accuracy, coalesce(accuracy > :accuracy_limit, false),
+           assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL,
+           CASE WHEN assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL
+                THEN ST_Distance(declared_geom::geography, pt::geography) END,
+           mock_location, true, id_hash, full_name, name_folded, birth_year, sex,
+           departure_date, market, recruiter_licence, answers, payload_hash
+    FROM c WHERE error_field IS NULL
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id
+)
+SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message,
+       i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash
+FROM c
+LEFT JOIN ins i ON i.instance_id = c.instance_id
+LEFT JOIN survey_record r ON r.instance_id = c.instance_id
+ORDER BY c.n
+"""
+
+# New records that look like an earlier one of the same kind: linked, never merged.
+DUPLICATES_SQL = """
+INSERT INTO probable_duplicate (instance_id, duplicate_of, reason)
+SELECT n.instance_id, o.instance_id,
+       CASE WHEN n.id_hash IS NOT NULL AND n.id_hash = o.id_hash THEN 'national_id' ELSE 'name_birth_year_commune' END
+FROM survey_record n
+JOIN survey_record o ON o.kind = n.kind AND o.instance_id <> n.instance_id
+     AND o.collected_at BETWEEN n.collected_at - make_interval(days => :window) AND n.collected_at + make_interval(days => :window)
+     AND ((n.id_hash IS NOT NULL AND o.id_hash = n.id_hash)
+          OR (o.name_folded = n.name_folded AND o.birth_year = n.birth_year
+              AND o.declared_commune_code = n.declared_commune_code))
+     AND (o.submitted_at, o.instance_id) < (n.submitted_at, n.instance_id)
+WHERE n.instance_id = ANY(CAST(:ids AS uuid[]))
+ON CONFLICT DO NOTHING
+"""
+
+
+def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | None = None) -> list[Any]:
+    """Run the set-based check-and-insert on rows (or on ``source_sql``)."""
+    st = get_settings()
+    source = source_sql or f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"
+    params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m}
+    if source_sql is None:
+        params["rows"] = json.dumps(rows, ensure_ascii=False, default=str)
+    return conn.execute(text(STORE_SQL.format(source=source)), params).all()
+
+
+def link_duplicates(conn: Connection, instance_ids: list[str]) -> int:
+    """Link the given new records to earlier probable duplicates."""
+    if not instance_ids:
+        return 0
+    return conn.execute(
+        text(DUPLICATES_SQL), {"ids": instance_ids, "window": get_settings().duplicate_window_days}
+    ).rowcount
+
+
+def ingest(
+    conn: Connection,
+    items: list[Incoming],
+    *,
+    source: str,
+    file_name: str | None = None,
+    defn: FormDefinition = FORM,
+    now: dt.datetime | None = None,
+) -> list[Outcome]:
+    """Validate and store submissions in the caller's transaction; one outcome per item.
+
+    ``created``: stored now. ``exists``: the same payload was stored before
+    (nothing new). ``conflict``: another payload holds this ``instance_id``.
+    ``rejected``: quarantined, with every reason.
+    """
+    outcomes: list[Outcome | None] = [None] * len(items)
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for n, item in enumerate(items):
+        if not isinstance(item.payload, dict):
+            errors = [FieldError("body", "not a JSON object")]
+        else:
+            clean, errors = validate_submission(item.payload, defn, now)
+        if not errors:
+            row = to_row(clean, n=n, source=source, defn=defn)
+            iid = row["instance_id"]
+            if iid in seen:  # the same id twice in one batch
+                status: Status = "exists" if seen[iid] == row["payload_hash"] else "conflict"
+                outcomes[n] = Outcome(status, iid, row_number=item.row_number)
+                continue
+            seen[iid] = row["payload_hash"]
+            rows.append(row)
+            continue
+        outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn)
+    created: list[str] = []
+    for r in store_rows(conn, rows) if rows else []:
+        item = items[r.n]
+        if r.error_field:
+            outcomes[r.n] = _reject(conn, item, [{"field": r.error_field, "message": r.error_message}], source, file_name, defn)
+        elif r.inserted:
+            outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number)
+            created.append(r.instance_id)
+        else:
+            stored = r.stored_hash or conn.execute(
+                text("SELECT payload_hash FROM survey_record WHERE instance_id = CAST(:i AS uuid)"), {"i": r.instance_id}
+            ).scalar()
+            status = "exists" if stored == r.payload_hash else "conflict"
+            outcomes[r.n] = Outcome(status, r.instance_id, row_number=item.row_number)
+    link_duplicates(conn, created)
+    return [o for o in outcomes if o is not None]
+
+
+def _reject(conn: Connection, item: Incoming, reasons: list[dict[str, str]], source: str, file_name: str | None, defn: FormDefinition) -> Outcome:
+    qid = quarantine_payload(
+        conn, source=source, payload_text=item.text, payload=item.payload, reasons=reasons,
+        file_name=file_name, row_number=item.row_number, defn=defn,
+    )
+    iid = item.payload.get("instance_id") if isinstance(item.payload, dict) else None
+    return Outcome("rejected", str(iid) if iid is not None else None, reasons, qid, item.row_number)

@@ -1,0 +1,71 @@
+"""Reading and reviewing stored survey records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+REVIEW_STATES = ("received", "approved", "has_issues", "rejected")
+
+RECORD_SQL = """
+SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, r.collected_at, r.submitted_at,
+       r.surveyor, r.source, r.structure, r.declared_commune_code, r.assigned_commune_code,
+       ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.gps_accuracy_m, r.accuracy_flag, r.location_mismatch,
+       r.mismatch_distance_m, r.mock_location, r.id_hash IS NOT NULL AS has_national_id, r.full_name, r.birth_year,
+       r.sex, r.departure_date, r.market, r.recruiter_licence, r.answers, r.review_status, r.review_comment,
+       r.reviewed_by, r.reviewed_at,
+       coalesce((SELECT json_agg(json_build_object('instance_id', d.duplicate_of, 'reason', d.reason))
+                 FROM probable_duplicate d WHERE d.instance_id = r.instance_id), '[]') AS probable_duplicates
+FROM survey_record r
+"""
+
+
+def _jsonable(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for k, v in out.items():
+        if hasattr(v, "isoformat"):
+            out[k] = v.isoformat()
+    return out
+
+
+def get_record(conn: Connection, instance_id: str) -> dict[str, Any] | None:
+    """One record with its review state and probable duplicates (personal data: officer use)."""
+    row = conn.execute(text(RECORD_SQL + " WHERE r.instance_id = CAST(:i AS uuid)"), {"i": instance_id}).mappings().first()
+    return _jsonable(row) if row else None
+
+
+def list_records(
+    conn: Connection, *, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
+    duplicates_only: bool = False, limit: int = 100, offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Records, newest first, filtered by review state, kind, commune or duplicate links."""
+    where, params = ["true"], {"limit": limit, "offset": offset}
+    if review_status:
+        where.append("r.review_status = :rs")
+        params["rs"] = review_status
+    if kind:
+        where.append("r.kind = :kind")
+        params["kind"] = kind
+    if commune:
+        where.append("(r.declared_commune_code = :c OR r.assigned_commune_code = :c)")
+        params["c"] = commune
+    if duplicates_only:
+        where.append("EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id)")
+    sql = RECORD_SQL + f" WHERE {' AND '.join(where)} ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset"
+    return [_jsonable(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def review_record(conn: Connection, instance_id: str, status: str, comment: str | None, reviewer: str) -> bool:
+    """Move a record to a review state with a comment; False if no such record."""
+    if status not in REVIEW_STATES:
+        raise ValueError(f"review status must be one of {', '.join(REVIEW_STATES)}")
+    return bool(
+        conn.execute(
+            text(
+                """UPDATE survey_record SET review_status = :s, review_comment = :c, reviewed_by = :by, reviewed_at = now()
+                   WHERE instance_id = CAST(:i AS uuid)"""
+            ),
+            {"s": status, "c": comment, "by": reviewer, "i": instance_id},
+        ).rowcount
+    )

@@ -1,0 +1,199 @@
+"""Pydantic validation of one submission, generated from the form definition.
+
+:func:`validate_submission` checks every field of a payload and returns the
+clean values with a list of *all* errors (one per failing field), so that a
+surveyor sees everything to fix at once. :func:`submission_model` is the same
+definition as a pydantic model, for the OpenAPI documentation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field as PydanticField, TypeAdapter, ValidationError, create_model
+
+from survey.definition import FORM, Field, FormDefinition
+
+VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# Mainland, islands and the sea around them; anything outside is not Viet Nam.
+VIETNAM_BBOX = (101.5, 6.0, 118.0, 24.0)
+CLOCK_SKEW = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class GeoPoint(BaseModel):
+    """A GPS fix: latitude, longitude (WGS 84 degrees), accuracy in metres."""
+
+    model_config = ConfigDict(extra="ignore")
+    lat: Annotated[float, PydanticField(allow_inf_nan=False)]
+    lon: Annotated[float, PydanticField(allow_inf_nan=False)]
+    altitude: Annotated[float | None, PydanticField(allow_inf_nan=False)] = None
+    accuracy: Annotated[float | None, PydanticField(ge=0, allow_inf_nan=False)] = None
+
+
+def parse_geopoint(value: Any) -> Any:
+    """Accept ODK's "lat lon alt acc" string as well as an object."""
+    if isinstance(value, str):
+        parts = value.split()
+        if not 2 <= len(parts) <= 4:
+            raise ValueError('expected "latitude longitude [altitude [accuracy]]"')
+        keys = ("lat", "lon", "altitude", "accuracy")
+        return dict(zip(keys, parts))
+    return value
+
+
+def as_aware(value: Any) -> Any:
+    """Times without a zone are Viet Nam time (phones often omit it)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=VIETNAM_TZ)
+    return value
+
+
+def split_multiple(value: Any) -> Any:
+    """ODK and Kobo send select_multiple answers as space-separated values."""
+    if isinstance(value, str):
+        return value.split()
+    return value
+
+
+def annotation(defn: FormDefinition, f: Field) -> Any:
+    """The Python type of a field's answer."""
+    if f.type in ("select_one", "select_multiple"):
+        choice = Literal[tuple(defn.choice_values(f.choices))]  # type: ignore[misc]
+        return choice if f.type == "select_one" else Annotated[list[choice], BeforeValidator(split_multiple)]
+    return {
+        "uuid": uuid.UUID,
+        "text": Annotated[str, PydanticField(min_length=1, max_length=500)],
+        "integer": int,
+        "date": dt.date,
+        "datetime": Annotated[dt.datetime, BeforeValidator(as_aware)],
+        "boolean": bool,
+        "geopoint": Annotated[GeoPoint, BeforeValidator(parse_geopoint)],
+        "commune": Annotated[str, PydanticField(pattern=r"^[0-9]{5}$")],
+    }[f.type]
+
+
+@lru_cache
+def _adapters(defn: FormDefinition) -> dict[str, TypeAdapter]:
+    return {f.name: TypeAdapter(annotation(defn, f)) for f in defn.fields}
+
+
+@lru_cache
+def submission_model(defn: FormDefinition = FORM) -> type[BaseModel]:
+    """The submission as a pydantic model (every field optional: requirements depend on the kind)."""
+    fields = {
+        f.name: (annotation(defn, f) | None, PydanticField(default=None, title=f.en, description=f"{f.vi} / {f.en}"))
+        for f in defn.fields
+    }
+    fields["form_id"] = (str | None, PydanticField(default=None, description="Form id (default: the current form)"))
+    fields["form_version"] = (str | None, PydanticField(default=None, description="Form version"))
+    return create_model("Submission", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == "" or value == [] or (isinstance(value, float) and math.isnan(value))
+
+
+def _first_error(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    where = ".".join(str(p) for p in e["loc"] if p != "__root__")
+    return f"{where}: {e['msg']}" if where else e["msg"]
+
+
+def validate_submission(
+    payload: dict[str, Any], defn: FormDefinition = FORM, now: dt.datetime | None = None
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """Check one payload against the form; return clean answers and every error.
+
+    Example::
+
+        >>> clean, errors = validate_submission({"kind": "aspirant", "consent": False})
+        >>> [e.field for e in errors][:2]
+        ['instance_id', 'consent']
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    errors: list[FieldError] = []
+    clean: dict[str, Any] = {}
+    adapters = _adapters(defn)
+    kind = payload.get("kind")
+    for f in defn.fields:
+        value = payload.get(f.name)
+        asked = kind not in defn.choice_values("kind") or kind in f.kinds
+        if _is_blank(value):
+            if f.required and asked:
+                what = f"required for a {kind} record" if len(f.kinds) < len(defn.choice_values("kind")) else "required"
+                errors.append(FieldError(f.name, f"{f.en} is {what}"))
+            continue
+        if not asked:
+            continue  # answers to questions of another kind are not kept
+        try:
+            clean[f.name] = adapters[f.name].validate_python(value)
+        except ValidationError as exc:
+            errors.append(FieldError(f.name, _first_error(exc)))
+    errors.extend(check_rules(clean, defn, now))
+    return clean, errors
+
+
+def check_rules(clean: dict[str, Any], defn: FormDefinition, now: dt.datetime) -> list[FieldError]:
+    """Rules across fields and against the calendar, on already typed answers."""
+    errors: list[FieldError] = []
+    if "consent" in clean and clean["consent"] is not True:
+        errors.append(FieldError("consent", "the person did not consent: nothing personal may be recorded"))
+    collected = clean.get("collected_at")
+    if collected is not None:
+        if collected > now + CLOCK_SKEW:
+            errors.append(FieldError("collected_at", f"{collected.isoformat()} is in the future"))
+        if collected.astimezone(VIETNAM_TZ).date() < defn.published:
+            errors.append(FieldError("collected_at", f"{collected.date()} is before this form existed ({defn.published})"))
+    point = clean.get("location")
+    if point is not None:
+        message = location_problem(point.lon, point.lat)
+        if message:
+            errors.append(FieldError("location", message))
+    birth = clean.get("birth_year")
+    if birth is not None:
+        f = defn.field("birth_year")
+        year = (collected or now).astimezone(VIETNAM_TZ).year
+        if not (year - f.maximum <= birth <= year - f.minimum):
+            errors.append(FieldError("birth_year", f"{birth} is out of range: the person must be {f.minimum} to {f.maximum} years old ({year - f.maximum}-{year - f.minimum})"))
+    for f in defn.fields:
+        if f.type == "integer" and f.name != "birth_year" and clean.get(f.name) is not None:
+            v = clean[f.name]
+            if (f.minimum is not None and v < f.minimum) or (f.maximum is not None and v > f.maximum):
+                errors.append(FieldError(f.name, f"{v} is out of range {f.minimum}-{f.maximum}"))
+        if f.type == "date" and clean.get(f.name) is not None and collected is not None:
+            if clean[f.name] > collected.astimezone(VIETNAM_TZ).date():
+                errors.append(FieldError(f.name, f"{clean[f.name]} is after the survey date"))
+            if clean[f.name].year < 1980:
+                errors.append(FieldError(f.name, f"{clean[f.name]} is before 1980"))
+    return errors
+
+
+def location_problem(lon: float, lat: float) -> str | None:
+    """Why a GPS point cannot be in Viet Nam, or None."""
+    minx, miny, maxx, maxy = VIETNAM_BBOX
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        if minx <= lat <= maxx and miny <= lon <= maxy:
+            return f"latitude {lat} and longitude {lon} seem swapped"
+        return f"lat={lat}, lon={lon} are not valid coordinates"
+    if minx <= lon <= maxx and miny <= lat <= maxy:
+        return None
+    if minx <= lat <= maxx and miny <= lon <= maxy:
+        return f"latitude {lat} and longitude {lon} seem swapped: ({lon}, {lat}) would be in Viet Nam"
+    return f"lat={lat}, lon={lon} is outside Viet Nam"

@@ -1,0 +1,230 @@
+"""Submissions API: idempotency, validation, quarantine, location checks, duplicates, review."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from survey.definition import FORM
+from survey.identity import national_id_hash
+
+NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def commune(seeded_url):
+    """A 2025 commune of Hà Tĩnh with its representative point (from the data)."""
+    from geodata.db import use_database
+
+    with use_database(seeded_url).connect() as conn:
+        row = conn.execute(
+            text(
+                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
+                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code LIMIT 1"""
+            )
+        ).one()
+        other = conn.execute(
+            text(
+                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
+                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code OFFSET 5 LIMIT 1"""
+            )
+        ).one()
+    return {"code": row.code, "lon": row.lon, "lat": row.lat, "other": other._asdict()}
+
+
+def aspirant(commune, **over):
+    payload = {
+        "instance_id": str(uuid.uuid4()),
+        "kind": "aspirant",
+        "collected_at": (NOW - dt.timedelta(hours=1)).isoformat(),
+        "surveyor": "Lê Văn Khảo",
+        "consent": True,
+        "commune_code": commune["code"],
+        "location": {"lat": commune["lat"], "lon": commune["lon"], "accuracy": 8.5},
+        "full_name": "Nguyễn Thị Hồng Nhung",
+        "national_id": "042 199 012345",
+        "phone": "0912345678",
+        "birth_year": 1999,
+        "sex": "female",
+        "ethnicity": "01",
+        "household_status": "near_poor",
+        "markets_wanted": ["JP", "KR"],
+        "sector": "caregiving",
+        "aspirant_needs": ["language", "loan"],
+    }
+    payload.update(over)
+    return payload
+
+
+def test_submit_is_idempotent_and_conflicts_on_a_different_payload(client, commune, seeded):
+    p = aspirant(commune)
+    r1 = client.post("/api/v1/submissions", json=p)
+    assert r1.status_code == 201, r1.text
+    body = r1.json()
+    assert body["status"] == "created" and body["record"]["assigned_commune_code"] == commune["code"]
+    assert body["record"]["location_mismatch"] is False and body["record"]["structure"] == "2025"
+    r2 = client.post("/api/v1/submissions", content=json.dumps(p, indent=2, sort_keys=True))
+    assert r2.status_code == 200 and r2.json()["status"] == "exists"
+    changed = dict(p, birth_year=1998)
+    r3 = client.post("/api/v1/submissions", json=changed)
+    assert r3.status_code == 409 and p["instance_id"] in r3.json()["detail"]
+    with seeded.connect() as conn:
+        n, name, hashed = conn.execute(
+            text("SELECT count(*), min(full_name), min(id_hash) FROM survey_record WHERE instance_id = :i"), {"i": p["instance_id"]}
+        ).one()
+    assert n == 1 and name == "Nguyễn Thị Hồng Nhung"
+    assert hashed == national_id_hash("042199012345") and "012345" not in hashed
+
+
+def test_national_id_is_only_stored_as_a_keyed_hash(client, commune, seeded):
+    p = aspirant(commune, national_id="001099000777")
+    assert client.post("/api/v1/submissions", json=p).status_code == 201
+    with seeded.connect() as conn:
+        dump = conn.execute(text("SELECT row_to_json(r)::text FROM survey_record r WHERE instance_id = :i"), {"i": p["instance_id"]}).scalar()
+    assert "001099000777" not in dump and "99000777" not in dump
+    assert national_id_hash("001099000777") in dump
+    assert national_id_hash("001099000777", secret="another secret") != national_id_hash("001099000777")
+
+
+def test_every_failing_field_is_listed_and_the_payload_quarantined_verbatim(client, commune, seeded):
+    bad = aspirant(
+        commune,
+        collected_at=(NOW + dt.timedelta(days=3)).isoformat(),
+        birth_year=1920,
+        markets_wanted=["JP", "XX"],
+        sector="astronaut",
+        location={"lat": commune["lon"], "lon": commune["lat"]},
+    )
+    text_sent = json.dumps(bad, ensure_ascii=False, indent=1)
+    r = client.post("/api/v1/submissions", content=text_sent.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    body = r.json()
+    fields = {e["field"] for e in body["errors"]}
+    assert fields == {"collected_at", "birth_year", "markets_wanted", "sector", "location"}
+    assert any("swapped" in e["message"] for e in body["errors"] if e["field"] == "location")
+    q = client.get("/api/v1/quarantine").json()
+    entry = next(e for e in q if e["id"] == body["quarantine_id"])
+    assert entry["payload_text"] == text_sent and entry["reasons"] == body["errors"]
+    with seeded.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM survey_record WHERE instance_id = :i"), {"i": bad["instance_id"]}).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"location": {"lat": 35.68, "lon": 139.69}}, "location", "outside Viet Nam"),
+        ({"location": {"lat": float("nan"), "lon": 105.9}}, "location", "finite"),
+        ({"collected_at": "2020-01-01T08:00:00+07:00"}, "collected_at", "before this form existed"),
+        ({"commune_code": "99999"}, "commune_code", "unknown commune code 99999"),
+        ({"kind": "departure"}, "departure_date", "required for a departure record"),
+        ({"birth_year": "nineteen"}, "birth_year", "valid integer"),
+    ],
+)
+def test_rejections_name_the_field(client, commune, change, field, words):
+    p = aspirant(commune, **change)
+    body = json.dumps(p, allow_nan=True)
+    r = client.post("/api/v1/submissions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    messages = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert field in messages and words in messages[field], messages
+
+
+def test_expired_commune_code_is_named(client, commune, seeded):
+    with seeded.connect() as conn:
+        old_only = conn.execute(
+            text("""SELECT code FROM admin_unit o WHERE structure = 'pre2025' AND level = 'commune'
+                    AND NOT EXISTS (SELECT 1 FROM admin_unit n WHERE n.structure = '2025' AND n.code = o.code) LIMIT 1""")
+        ).scalar()
+    r = client.post("/api/v1/submissions", json=aspirant(commune, commune_code=old_only))
+    assert r.status_code == 422
+    assert "belongs to the pre2025 structure" in r.json()["errors"][0]["message"]
+
+
+def test_no_consent_rejected_and_nothing_personal_kept(client, commune, seeded):
+    p = aspirant(commune, consent=False, full_name="Phạm Bí Mật", national_id="079188000999")
+    r = client.post("/api/v1/submissions", json=p)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "consent"
+    with seeded.connect() as conn:
+        everywhere = conn.execute(
+            text("SELECT (SELECT coalesce(string_agg(row_to_json(q)::text, ''), '') FROM submission_quarantine q) || "
+                 "(SELECT coalesce(string_agg(row_to_json(r)::text, ''), '') FROM survey_record r)")
+        ).scalar()
+        entry = conn.execute(text("SELECT personal_removed, payload_text FROM submission_quarantine WHERE id = :i"), {"i": r.json()["quarantine_id"]}).one()
+    assert "Bí Mật" not in everywhere and "079188000999" not in everywhere and str(p["location"]["lat"]) not in entry.payload_text
+    assert entry.personal_removed and p["instance_id"] in entry.payload_text
+
+
+def test_resubmit_a_corrected_payload_against_its_quarantine_id(client, commune):
+    bad = aspirant(commune, birth_year=1900)
+    qid = client.post("/api/v1/submissions", json=bad).json()["quarantine_id"]
+    still_bad = client.post(f"/api/v1/quarantine/{qid}/resubmit", json=bad)
+    assert still_bad.status_code == 422
+    fixed = client.post(f"/api/v1/quarantine/{qid}/resubmit", json=dict(bad, birth_year=1990))
+    assert fixed.status_code == 201
+    resolved = client.get("/api/v1/quarantine", params={"status": "resubmitted"}).json()
+    assert any(e["id"] == qid and e["resolved_instance_id"] == bad["instance_id"] for e in resolved)
+    assert client.post(f"/api/v1/quarantine/{qid}/resubmit", json=bad).status_code == 409
+
+
+def test_location_mismatch_and_accuracy_are_flagged(client, commune):
+    other = commune["other"]
+    p = aspirant(commune, location={"lat": other["lat"], "lon": other["lon"], "accuracy": 250}, mock_location=True)
+    r = client.post("/api/v1/submissions", json=p)
+    assert r.status_code == 201
+    rec = r.json()["record"]
+    assert rec["assigned_commune_code"] == other["code"] and rec["location_mismatch"] is True
+    assert rec["mismatch_distance_m"] > 100 and rec["accuracy_flag"] is True and rec["mock_location"] is True
+
+
+def test_probable_duplicates_are_linked_not_merged(client, commune):
+    first = aspirant(commune, national_id="038200004444", full_name="Hoàng Văn Trùng")
+    second = aspirant(commune, national_id="038 200 004444", full_name="Hoang Van Trung")
+    third = aspirant(commune, national_id=None, full_name="HOÀNG VĂN TRÙNG", birth_year=first["birth_year"])
+    for p in (first, second, third):
+        assert client.post("/api/v1/submissions", json=p).status_code == 201
+    rec2 = client.get(f"/api/v1/submissions/{second['instance_id']}").json()
+    assert {"instance_id": first["instance_id"], "reason": "national_id"} in rec2["probable_duplicates"]
+    rec3 = client.get(f"/api/v1/submissions/{third['instance_id']}").json()
+    assert {d["reason"] for d in rec3["probable_duplicates"]} == {"name_birth_year_commune"}
+    listed = {r["instance_id"] for r in client.get("/api/v1/submissions", params={"duplicates_only": True, "limit": 1000}).json()}
+    assert {second["instance_id"], third["instance_id"]} <= listed and first["instance_id"] not in listed
+
+
+def test_review_states_with_comment(client, commune):
+    p = aspirant(commune)
+    client.post("/api/v1/submissions", json=p)
+    r = client.post(f"/api/v1/submissions/{p['instance_id']}/review", json={"status": "has_issues", "comment": "Sai năm sinh?", "reviewer": "cán bộ xã"})
+    assert r.status_code == 200 and r.json()["review_status"] == "has_issues" and r.json()["review_comment"] == "Sai năm sinh?"
+    assert client.post(f"/api/v1/submissions/{p['instance_id']}/review", json={"status": "lost", "reviewer": "x"}).status_code == 422
+    assert client.post(f"/api/v1/submissions/{uuid.uuid4()}/review", json={"status": "approved", "reviewer": "x"}).status_code == 404
+
+
+def test_batch_reports_each_outcome(client, commune):
+    good = [aspirant(commune) for _ in range(3)]
+    bad = aspirant(commune, sex="unknown")
+    r = client.post("/api/v1/submissions/batch", json=[*good, bad, good[0], dict(good[1], birth_year=1980)])
+    assert r.status_code == 200
+    body = r.json()
+    assert body["counts"] == {"created": 3, "exists": 1, "conflict": 1, "rejected": 1}
+    assert [x["status"] for x in body["results"]] == ["created", "created", "created", "rejected", "exists", "conflict"]
+    assert client.post("/api/v1/submissions/batch", json=[good[0]] * 1001).status_code == 413
+    assert client.post("/api/v1/submissions/batch", json={"not": "a list"}).status_code == 422
+
+
+def test_garbage_body_is_quarantined_too(client):
+    r = client.post("/api/v1/submissions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "not a JSON object"}]
+    assert any(e["payload_text"] == "{not json" for e in client.get("/api/v1/quarantine").json())
+
+
+def test_vietnamese_names_survive(client, commune, seeded):
+    names = ["Đặng Thị Ánh Tuyết", "Lò Văn Páo", "Y Ngọc Niê Kdăm", "Nguyễn Ngọc Ẩn"]
+    for name in names:
+        p = aspirant(commune, full_name=name)
+        assert client.post("/api/v1/submissions", json=p).status_code == 201
+        assert client.get(f"/api/v1/submissions/{p['instance_id']}").json()["full_name"] == name
