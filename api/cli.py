@@ -92,10 +92,18 @@ def run_seed() -> None:
 
 
 @db_app.command("seed")
-def db_seed() -> None:
+def db_seed(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when units are already loaded")] = False,
+    approximate: Annotated[bool, typer.Option("--approximate-communes", help="Then draw approximate communes of both structures")] = False,
+) -> None:
     """Load the bundled real code lists, polygons and old->new crosswalk."""
     _database_from_settings()
+    if if_empty and reference_is_loaded():
+        console.print("reference data already loaded; nothing to do")
+        return
     run_seed()
+    if approximate:
+        run_approximation(list(Structure))
 
 
 # -- import --------------------------------------------------------------------
@@ -174,7 +182,7 @@ def serve(
     serve_app(host, port)
 
 
-def demo_is_loaded() -> bool:
+def reference_is_loaded() -> bool:
     from sqlalchemy import text
 
     from geodata.db import get_engine
@@ -229,7 +237,7 @@ def demo(
             use_database(url)
             console.print(f"private PostgreSQL + PostGIS running in {folder} (127.0.0.1:{pg.port})")
         migrate.upgrade()
-        if reload_data or not demo_is_loaded():
+        if reload_data or not reference_is_loaded():
             run_seed()
             run_approximation(list(Structure))
         else:
