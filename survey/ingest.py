@@ -11,8 +11,6 @@ quarantine with its reasons.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +18,6 @@ from typing import Any, Literal
 from sqlalchemy import Connection, text
 
 from geodata.settings import get_settings
-from geodata.units import fold
 from survey.definition import FORM, FormDefinition
 from survey.identity import MissingSecret, national_id_hash
 from survey.quarantine import canonical_json, quarantine_payload
@@ -63,15 +60,11 @@ def parse_payload(body: bytes | str) -> Incoming:
     return Incoming(text_, payload)
 
 
-def keyed_digest(clean: dict[str, Any]) -> str:
-    """Fingerprint of a submission's answers, for "same payload again?".
-
-    Keyed (HMAC) because the answers include the national ID.
-    """
+def server_secret() -> str:
     secret = get_settings().secret_key
     if not secret:
         raise MissingSecret("LABOUR_ATLAS_SECRET_KEY is not set: submissions cannot be stored")
-    return hmac.new(secret.encode(), canonical_json(clean).encode(), hashlib.sha256).hexdigest()
+    return secret
 
 
 def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) -> dict[str, Any]:
@@ -93,18 +86,16 @@ def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) 
         "accuracy": point.accuracy,
         "mock_location": bool(clean.get("mock_location")),
         "id_hash": national_id_hash(clean["national_id"]) if clean.get("national_id") else None,
-        "name_folded": fold(clean["full_name"]) if clean.get("full_name") else None,
         **{c: (clean[c].isoformat() if isinstance(clean.get(c), dt.date) else clean.get(c)) for c in COLUMNS},
         "answers": answers,
-        "payload_hash": keyed_digest(clean),
     }
 
 
 ROW_TYPES = """
     n int, instance_id uuid, form_id text, form_version text, kind text, collected_at timestamptz, surveyor text,
     source text, commune_code text, lon float8, lat float8, accuracy real, mock_location boolean, id_hash text,
-    name_folded text, full_name text, birth_year smallint, sex text, departure_date date, market text,
-    recruiter_licence text, answers jsonb, payload_hash text
+    full_name text, birth_year smallint, sex text, departure_date date, market text, recruiter_licence text,
+    answers jsonb
 """
 
 # {source} is a relation with the columns of ROW_TYPES: a jsonb_to_recordset
@@ -112,7 +103,16 @@ ROW_TYPES = """
 STORE_SQL = """
 WITH s AS (SELECT * FROM {source}),
 e AS (
-    SELECT s.*, st.name AS structure, d.code AS declared, d.geom AS declared_geom,
+    -- The fingerprint behind "same payload again?" is computed here, where all
+    -- channels meet, over jsonb's canonical text; keyed, as it covers the ID hash.
+    SELECT s.*, st.name AS structure,
+           encode(hmac(jsonb_build_object(
+               'instance_id', s.instance_id, 'form_id', s.form_id, 'form_version', s.form_version, 'kind', s.kind,
+               'collected_at', s.collected_at AT TIME ZONE 'UTC', 'surveyor', s.surveyor, 'commune_code', s.commune_code,
+               'lon', s.lon, 'lat', s.lat, 'accuracy', s.accuracy, 'mock_location', s.mock_location,
+               'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
+               'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
+               'answers', s.answers)::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
            CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
            other.structure AS other_structure, a.code AS assigned,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
@@ -166,7 +166,7 @@ ins AS (
            assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL,
            CASE WHEN assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL
                 THEN ST_Distance(declared_geom::geography, pt::geography) END,
-           mock_location, true, id_hash, full_name, name_folded, birth_year, sex,
+           mock_location, true, id_hash, full_name, la_fold(full_name), birth_year, sex,
            departure_date, market, recruiter_licence, answers, payload_hash
     FROM c WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
@@ -201,7 +201,7 @@ def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | N
     """Run the set-based check-and-insert on rows (or on ``source_sql``)."""
     st = get_settings()
     source = source_sql or f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"
-    params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m}
+    params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m, "secret": server_secret()}
     if source_sql is None:
         params["rows"] = json.dumps(rows, ensure_ascii=False, default=str)
     return conn.execute(text(STORE_SQL.format(source=source)), params).all()
@@ -243,10 +243,10 @@ def ingest(
             row = to_row(clean, n=n, source=source, defn=defn)
             iid = row["instance_id"]
             if iid in seen:  # the same id twice in one batch
-                status: Status = "exists" if seen[iid] == row["payload_hash"] else "conflict"
+                status: Status = "exists" if seen[iid] == canonical_json(row | {"n": 0}) else "conflict"
                 outcomes[n] = Outcome(status, iid, row_number=item.row_number)
                 continue
-            seen[iid] = row["payload_hash"]
+            seen[iid] = canonical_json(row | {"n": 0})
             rows.append(row)
             continue
         outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn)

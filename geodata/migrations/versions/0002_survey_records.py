@@ -13,6 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # hmac() for submission fingerprints, computed where every channel meets.
+    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     # province_code leads the primary key so that the table can later be
     # distributed by province (Citus) without a rewrite. The declared
     # commune's province is used: it is always known, the GPS may not be.
@@ -105,3 +107,4 @@ def downgrade() -> None:
     op.execute("DROP TABLE probable_duplicate")
     op.execute("DROP TABLE submission_quarantine")
     op.execute("DROP TABLE survey_record")
+    op.execute("DROP EXTENSION IF EXISTS pgcrypto")
