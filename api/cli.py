@@ -138,6 +138,31 @@ def import_boundaries_cmd(
     console.print("units with a polygon now: " + ", ".join(f"{k} {v}" for k, v in sorted(r.units_with_geometry.items())))
 
 
+@import_app.command("surveys")
+def import_surveys_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV export of ODK Central or KoboToolbox, or Labour Atlas CSV")],
+    show: Annotated[int, typer.Option(help="How many rejected rows to list")] = 20,
+) -> None:
+    """Import survey records from CSV; invalid rows go to quarantine with their row numbers."""
+    from etl.surveys import SurveyImportError, import_surveys
+    from survey.identity import MissingSecret
+
+    _database_from_settings()
+    try:
+        with progress_bar(f"importing {path.name}") as update:
+            r = import_surveys(path, progress=update)
+    except (SurveyImportError, MissingSecret) as exc:
+        fail(f"{exc}\nNothing was imported.")
+    table = Table("outcome", "rows", title=f"{r.path}: {r.rows} rows")
+    for outcome in ("created", "exists", "conflict", "rejected"):
+        table.add_row(outcome, str(r.counts.get(outcome, 0)))
+    console.print(table)
+    for row, field, message in r.rejected[:show]:
+        console.print(f"  row {row}, field {field}: {message}", highlight=False)
+    if len(r.rejected) > show:
+        console.print(f"  ... {len(r.rejected) - show} more reasons (all are in the quarantine: GET /api/v1/quarantine)")
+
+
 # -- geodata -------------------------------------------------------------------
 @geodata_app.command("approximate-communes")
 def approximate_communes_cmd(

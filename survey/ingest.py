@@ -112,7 +112,7 @@ e AS (
                'lon', s.lon, 'lat', s.lat, 'accuracy', s.accuracy, 'mock_location', s.mock_location,
                'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
                'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
-               'answers', s.answers)::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
+               'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
            CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
            other.structure AS other_structure, a.code AS assigned,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
@@ -167,7 +167,7 @@ ins AS (
            CASE WHEN assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL
                 THEN ST_Distance(declared_geom::geography, pt::geography) END,
            mock_location, true, id_hash, full_name, la_fold(full_name), birth_year, sex,
-           departure_date, market, recruiter_licence, answers, payload_hash
+           departure_date, market, recruiter_licence, jsonb_strip_nulls(answers), payload_hash
     FROM c WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
