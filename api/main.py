@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routers import health, locate, pages, submissions, units
+from api.routers import health, locate, openrosa, pages, submissions, units
 
 STATIC = Path(__file__).parent / "static"
 
@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     app.include_router(units.router)
     app.include_router(locate.router)
     app.include_router(submissions.router)
+    app.include_router(openrosa.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
