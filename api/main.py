@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routers import health, locate, openrosa, pages, submissions, units
+from api.routers import health, locate, openrosa, pages, submissions, survey_page, units
 
 STATIC = Path(__file__).parent / "static"
 
@@ -23,6 +23,7 @@ def create_app() -> FastAPI:
     app.include_router(submissions.router)
     app.include_router(openrosa.router)
     app.include_router(pages.router)
+    app.include_router(survey_page.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

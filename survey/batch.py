@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from survey.definition import FORM, FormDefinition
-from survey.schemas import CLOCK_SKEW, VIETNAM_BBOX, FieldError
+from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, VIETNAM_BBOX, FieldError
 
 TRUE = {"true", "yes", "1", "có", "co", "x"}
 FALSE = {"false", "no", "0", "không", "khong"}
@@ -118,7 +118,7 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
             elif f.type == "commune":
                 col_checks.append(pa.Check.str_matches(r"^[0-9]{5}$", error=f"{f.name}: not a 5-digit commune code"))
             elif f.type == "text":
-                col_checks.append(pa.Check.str_length(1, 500, error=f"{f.name}: longer than 500 characters"))
+                col_checks.append(pa.Check.str_length(1, TEXT_MAX_LENGTH, error=f"{f.name}: longer than {TEXT_MAX_LENGTH} characters"))
             elif f.type == "integer" and f.name != "birth_year" and f.minimum is not None:
                 col_checks.append(pa.Check.in_range(f.minimum, f.maximum, error=f"{f.name}: out of range {f.minimum}-{f.maximum}"))
             columns[f.name] = pa.Column(None, col_checks, nullable=True, required=False)
@@ -162,8 +162,8 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
             checks.append(pa.Check(
                 _ok(lambda df, n=f.name: df[n].isna() | df["collected_at"].isna()
                 | (pd.to_datetime(df[n]) <= df["collected_at"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.tz_localize(None).dt.normalize())
-                & (pd.to_datetime(df[n]).dt.year >= 1980)),
-                error=f"{f.name}: is after the survey date or before 1980",
+                & (pd.to_datetime(df[n]) >= pd.Timestamp(EARLIEST_DATE))),
+                error=f"{f.name}: is after the survey date or before {EARLIEST_DATE}",
             ))
     return pa.DataFrameSchema(columns, checks=checks, strict=False)
 

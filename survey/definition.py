@@ -72,12 +72,14 @@ class FormDefinition:
     def choice_values(self, list_name: str) -> list[str]:
         return [c.value for c in self.choices[list_name]]
 
-    def with_field(self, new: Field, after: str | None = None) -> FormDefinition:
-        """A copy with ``new`` added (after field ``after``, or at the end)."""
+    def with_field(
+        self, new: Field, after: str | None = None, choices: dict[str, tuple[Choice, ...]] | None = None
+    ) -> FormDefinition:
+        """A copy with ``new`` added (after field ``after``, or at the end) and any new choice lists."""
         fields = list(self.fields)
         at = len(fields) if after is None else [f.name for f in fields].index(after) + 1
         fields.insert(at, new)
-        return replace(self, fields=tuple(fields))
+        return replace(self, fields=tuple(fields), choices={**self.choices, **(choices or {})})
 
 
 def _choices(*rows: tuple[str, str, str]) -> tuple[Choice, ...]:

@@ -127,11 +127,12 @@ e AS (
         SELECT o.structure FROM admin_unit o
         WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
     ) other ON true
+    -- min() rather than ORDER BY code LIMIT 1: the latter tempts the planner
+    -- to walk the code index and test every polygon piece against the point.
     LEFT JOIN LATERAL (
-        SELECT p.code FROM admin_unit_part p
+        SELECT min(p.code) AS code FROM admin_unit_part p
         WHERE p.structure = st.name AND p.level = 'commune'
           AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
-        ORDER BY p.code LIMIT 1
     ) a ON true
 ),
 c AS (

@@ -24,6 +24,9 @@ VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # Mainland, islands and the sea around them; anything outside is not Viet Nam.
 VIETNAM_BBOX = (101.5, 6.0, 118.0, 24.0)
 CLOCK_SKEW = dt.timedelta(minutes=10)
+# Dates answered in the form (return, departure) are not earlier than this.
+EARLIEST_DATE = dt.date(1980, 1, 1)
+TEXT_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def annotation(defn: FormDefinition, f: Field) -> Any:
         return choice if f.type == "select_one" else Annotated[list[choice], BeforeValidator(split_multiple)]
     return {
         "uuid": uuid.UUID,
-        "text": Annotated[str, PydanticField(min_length=1, max_length=500)],
+        "text": Annotated[str, PydanticField(min_length=1, max_length=TEXT_MAX_LENGTH)],
         "integer": int,
         "date": dt.date,
         "datetime": Annotated[dt.datetime, BeforeValidator(as_aware)],
@@ -180,8 +183,8 @@ def check_rules(clean: dict[str, Any], defn: FormDefinition, now: dt.datetime) -
         if f.type == "date" and clean.get(f.name) is not None and collected is not None:
             if clean[f.name] > collected.astimezone(VIETNAM_TZ).date():
                 errors.append(FieldError(f.name, f"{clean[f.name]} is after the survey date"))
-            if clean[f.name].year < 1980:
-                errors.append(FieldError(f.name, f"{clean[f.name]} is before 1980"))
+            if clean[f.name] < EARLIEST_DATE:
+                errors.append(FieldError(f.name, f"{clean[f.name]} is before {EARLIEST_DATE}"))
     return errors
 
 

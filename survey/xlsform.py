@@ -21,6 +21,7 @@ from io import BytesIO
 from typing import Any
 
 from survey.definition import FORM, Choice, Field, FormDefinition
+from survey.schemas import EARLIEST_DATE
 
 VI = "Tiếng Việt (vi)"
 EN = "English (en)"
@@ -132,7 +133,7 @@ def _question(defn: FormDefinition, f: Field) -> dict[str, Any] | None:
         constraint, msg_vi, msg_en = _integer_constraint(f)
     elif f.type == "date":
         # Server rules: not after the survey, not before 1980.
-        constraint = ". >= date('1980-01-01') and . <= today()"
+        constraint = f". >= date('{EARLIEST_DATE.isoformat()}') and . <= today()"
         msg_vi, msg_en = "Ngày từ năm 1980 đến hôm nay", "A date from 1980 to today"
     if constraint:
         row["constraint"] = constraint
