@@ -12,7 +12,6 @@ two cannot drift apart silently.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from survey.definition import FORM, Field, FormDefinition
