@@ -133,11 +133,19 @@ def _iso(value):
 def _copy_stage(conn, rows: pd.DataFrame) -> None:
     conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS survey_stage ({ROW_TYPES}) ON COMMIT DROP"))
     conn.execute(text("TRUNCATE survey_stage"))
-    cursor = conn.connection.dbapi_connection.cursor()
+    # With the points indexed, PostGIS assigns communes polygon by polygon
+    # instead of one index probe per row (several times faster on big files).
+    conn.execute(text(
+        "CREATE INDEX IF NOT EXISTS survey_stage_point ON survey_stage USING gist (ST_SetSRID(ST_MakePoint(lon, lat), 4326))"
+    ))
     cols = [c.strip().split()[0] for c in ROW_TYPES.split(",")]
-    with cursor.copy(f"COPY survey_stage ({', '.join(cols)}) FROM STDIN") as copy:
-        for rec in rows[cols].itertuples(index=False, name=None):
-            copy.write_row([_iso(v) for v in rec])
+    # One CSV text for the whole chunk: far faster than a Python call per value.
+    # Missing values are written unquoted and empty, which COPY reads as NULL.
+    data = rows[cols].to_csv(header=False, index=False, na_rep="", date_format="%Y-%m-%d")
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor.copy(f"COPY survey_stage ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        copy.write(data)
+    conn.execute(text("ANALYZE survey_stage"))
 
 
 def import_surveys(

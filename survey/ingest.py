@@ -101,7 +101,20 @@ ROW_TYPES = """
 # {source} is a relation with the columns of ROW_TYPES: a jsonb_to_recordset
 # of the request's rows, or a staging table filled by COPY for big files.
 STORE_SQL = """
-WITH s AS (SELECT * FROM {source}),
+WITH a AS (
+    -- The commune covering each point, as a join (not a per-row lookup) so that
+    -- for a big staged file with a spatial index the planner can drive it from
+    -- the polygons; min() picks the lower code on a shared border.
+    SELECT s.n, min(p.code) AS code
+    FROM {source}
+    JOIN boundary_structure st
+      ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+     AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
+    JOIN admin_unit_part p
+      ON p.structure = st.name AND p.level = 'commune'
+     AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
+    GROUP BY s.n
+),
 e AS (
     -- The fingerprint behind "same payload again?" is computed here, where all
     -- channels meet, over jsonb's canonical text; keyed, as it covers the ID hash.
@@ -117,7 +130,7 @@ e AS (
            other.structure AS other_structure, a.code AS assigned,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
            (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date
-    FROM s
+    FROM {source}
     LEFT JOIN boundary_structure st
            ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
           AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
@@ -127,13 +140,7 @@ e AS (
         SELECT o.structure FROM admin_unit o
         WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
     ) other ON true
-    -- min() rather than ORDER BY code LIMIT 1: the latter tempts the planner
-    -- to walk the code index and test every polygon piece against the point.
-    LEFT JOIN LATERAL (
-        SELECT min(p.code) AS code FROM admin_unit_part p
-        WHERE p.structure = st.name AND p.level = 'commune'
-          AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
-    ) a ON true
+    LEFT JOIN a ON a.n = s.n
 ),
 c AS (
     SELECT e.*,
@@ -167,7 +174,7 @@ ins AS (
            assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL,
            CASE WHEN assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL
                 THEN ST_Distance(declared_geom::geography, pt::geography) END,
-           mock_location, true, id_hash, full_name, la_fold(full_name), birth_year, sex,
+           coalesce(mock_location, false), true, id_hash, full_name, la_fold(full_name), birth_year, sex,
            departure_date, market, recruiter_licence, jsonb_strip_nulls(answers), payload_hash
     FROM c WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
