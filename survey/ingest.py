@@ -218,16 +218,18 @@ ON CONFLICT DO NOTHING
 """
 
 
+# Parsed once: the statement of every API, web form and ODK submission.
+STORE_FROM_JSON = text(STORE_SQL.format(source=f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"))
+
+
 def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | None = None) -> list[Any]:
     """Run the set-based check-and-insert on rows (or on ``source_sql``)."""
     st = get_settings()
-    source = source_sql or f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"
     params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m, "secret": server_secret()}
     if source_sql is None:
         params["rows"] = json.dumps(rows, ensure_ascii=False, default=str)
-    # JIT compiling this statement costs more than it saves, even for big batches.
-    conn.execute(text("SET LOCAL jit = off"))
-    return conn.execute(text(STORE_SQL.format(source=source)), params).all()
+    statement = STORE_FROM_JSON if source_sql is None else text(STORE_SQL.format(source=source_sql))
+    return conn.execute(statement, params).all()
 
 
 def link_duplicates(conn: Connection, instance_ids: list[str]) -> int:

@@ -9,6 +9,7 @@ The XLSForm is downloadable too, for Kobo or ODK Central.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -110,7 +111,8 @@ async def submission(request: Request, conn: DbConn) -> Response:
     if defn is None:
         return _quarantined(conn, xml_text, payload, [{"field": "form_id", "message": f"unknown form {form_id!r}"}])
 
-    (outcome,) = ingest(conn, [Incoming(xml_text, payload)], source=SOURCE, defn=defn)
+    # Blocking database work runs off the event loop.
+    (outcome,) = await run_in_threadpool(ingest, conn, [Incoming(xml_text, payload)], source=SOURCE, defn=defn)
     if outcome.status == "created":
         return _message("Đã nhận phiếu / submission received", 201, "submit_success")
     if outcome.status == "exists":

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -40,14 +41,22 @@ def outcome_body(conn, o: Outcome) -> dict:
     return body
 
 
+def store_one(conn, item: Incoming, source: str, quarantine_id: int | None = None) -> tuple[dict, int]:
+    """Ingest one payload (blocking database work: run it off the event loop)."""
+    (outcome,) = ingest(conn, [item], source=source)
+    if quarantine_id is not None and outcome.status in ("created", "exists"):
+        resolve_quarantine(conn, quarantine_id, outcome.instance_id)
+    return outcome_body(conn, outcome), HTTP_STATUS[outcome.status]
+
+
 @router.post("/submissions", openapi_extra=SUBMISSION_SCHEMA, status_code=201,
              responses={200: {"description": "Already stored (same payload)"}, 409: {"description": "instance_id used by another payload"},
                         422: {"description": "Rejected; every failing field listed; kept in quarantine"}})
 async def submit(request: Request, conn: DbConn) -> JSONResponse:
     """Store one survey record, idempotently (key: ``instance_id``)."""
     item = parse_payload(await request.body())
-    (outcome,) = ingest(conn, [item], source="api")
-    return JSONResponse(outcome_body(conn, outcome), status_code=HTTP_STATUS[outcome.status])
+    body, status = await run_in_threadpool(store_one, conn, item, "api")
+    return JSONResponse(body, status_code=status)
 
 
 @router.post("/submissions/batch",
@@ -61,8 +70,12 @@ async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
     if len(body.payload) > MAX_BATCH:
         raise HTTPException(413, detail=f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
     items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
-    outcomes = ingest(conn, items, source="api-batch")
-    results = [outcome_body(conn, o) | {"index": o.row_number - 1} for o in outcomes]
+
+    def store_all() -> tuple[list[Outcome], list[dict]]:
+        outcomes = ingest(conn, items, source="api-batch")
+        return outcomes, [outcome_body(conn, o) | {"index": o.row_number - 1} for o in outcomes]
+
+    outcomes, results = await run_in_threadpool(store_all)
     counts = {s: sum(o.status == s for o in outcomes) for s in HTTP_STATUS}
     return JSONResponse({"counts": counts, "results": results})
 
@@ -125,10 +138,8 @@ async def resubmit(request: Request, conn: DbConn, quarantine_id: int) -> JSONRe
     if status != "open":
         raise HTTPException(409, detail=f"quarantined submission {quarantine_id} is already {status}")
     item = parse_payload(await request.body())
-    (outcome,) = ingest(conn, [item], source=f"api-resubmit:{quarantine_id}")
-    if outcome.status in ("created", "exists"):
-        resolve_quarantine(conn, quarantine_id, outcome.instance_id)
-    return JSONResponse(outcome_body(conn, outcome), status_code=HTTP_STATUS[outcome.status])
+    body, status = await run_in_threadpool(store_one, conn, item, f"api-resubmit:{quarantine_id}", quarantine_id)
+    return JSONResponse(body, status_code=status)
 
 
 def _is_uuid(value: str) -> bool:
