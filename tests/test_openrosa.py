@@ -15,6 +15,7 @@ from sqlalchemy import text
 from survey.definition import FORM, Field
 from survey.openrosa import parse_submission_xml
 from survey.xlsform import VI, validate_xform, xform_xml, xlsform_bytes, xlsform_sheets
+from tests.test_submissions_api import commune  # noqa: F401  (fixture)
 
 NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
 XF = "{http://www.w3.org/2002/xforms}"
@@ -22,21 +23,6 @@ XFORMS_LIST = "{http://openrosa.org/xforms/xformsList}"
 RESPONSE = "{http://openrosa.org/http/response}"
 ODK_HEADERS = {"X-OpenRosa-Version": "1.0", "User-Agent": "org.odk.collect.android/v2024.3.1"}
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
-
-
-@pytest.fixture(scope="module")
-def commune(seeded_url):
-    """A 2025 commune of Hà Tĩnh with its representative point (from the data)."""
-    from geodata.db import use_database
-
-    with use_database(seeded_url).connect() as conn:
-        row = conn.execute(
-            text(
-                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code LIMIT 1"""
-            )
-        ).one()
-    return {"code": row.code, "lon": row.lon, "lat": row.lat}
 
 
 def answers(commune, **over) -> dict:
