@@ -12,15 +12,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.security import Role
 from geodata.structures import Level, Structure
 
 app = typer.Typer(help="Labour Atlas: map and database of Vietnam's contract-labour programme.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help=True)
 import_app = typer.Typer(help="Import files.", no_args_is_help=True)
 geodata_app = typer.Typer(help="Boundary geometry tools.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts: role and area scope.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(geodata_app, name="geodata")
+app.add_typer(user_app, name="user")
 
 console = Console()
 err = Console(stderr=True)
@@ -187,6 +190,69 @@ def run_approximation(structures: list[Structure]) -> None:
         )
 
 
+# -- user ----------------------------------------------------------------------
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Username (letters, digits, '.', '_', '@', '-'; case-insensitive)")],
+    role: Annotated[Role, typer.Option(help="What the user does")],
+    scope: Annotated[str, typer.Option(help="Unit codes of the area, comma-separated, any level (or 'all'); optional for admin")] = "",
+    structure: Annotated[Structure, typer.Option(help="Boundary structure of the scope codes")] = Structure.v2025,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input (first line)")] = False,
+) -> None:
+    """Create a user with a role and an area scope (a code covers the unit and everything inside it)."""
+    import sys
+
+    from api.security import AccountError, create_user
+    from geodata.db import get_engine
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("--password-stdin: no password on standard input")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    _database_from_settings()
+    try:
+        with get_engine().begin() as conn:
+            create_user(conn, name, password, role, scope.split(","), structure)
+    except AccountError as exc:
+        fail(f"{exc}\nNo user was created.")
+    console.print(f"user {name.strip().lower()} created ({role.value}, scope {scope or 'none'} in {structure.value})", highlight=False)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users with role, state and scope (no password hashes)."""
+    from api.security import list_users
+    from geodata.db import get_engine
+
+    _database_from_settings()
+    with get_engine().connect() as conn:
+        users = list_users(conn)
+    table = Table("username", "role", "scope", "state", "last sign-in", title=f"{len(users)} users")
+    for u in users:
+        scope = ", ".join(f"{s['code']} {s['name']} ({s['structure']})" for s in u["scope"]) or "-"
+        state = "disabled" if u["disabled"] else f"locked until {u['locked_until']:%Y-%m-%d %H:%M}" if u["locked_until"] else "active"
+        last = f"{u['last_login_at']:%Y-%m-%d %H:%M}" if u["last_login_at"] else "never"
+        table.add_row(u["username"], u["role"], scope, state, last)
+    console.print(table)
+
+
+@user_app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument(help="Username")]) -> None:
+    """Disable a user: no more sign-in; its tokens stop working at once."""
+    from api.security import UnknownUser, disable_user
+    from geodata.db import get_engine
+
+    _database_from_settings()
+    try:
+        with get_engine().begin() as conn:
+            disable_user(conn, name)
+    except UnknownUser as exc:
+        fail(str(exc))
+    console.print(f"user {name.strip().lower()} disabled", highlight=False)
+
+
 # -- serving -------------------------------------------------------------------
 def serve_app(host: str, port: int) -> None:
     import uvicorn
@@ -202,9 +268,31 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
-    """Serve the app against DATABASE_URL (no demo loading)."""
+    """Serve the app against DATABASE_URL (no demo loading); needs a strong LABOUR_ATLAS_SECRET_KEY."""
+    check_server_secret()
     _database_from_settings()
     serve_app(host, port)
+
+
+def check_server_secret() -> None:
+    """Refuse to serve with a missing, short or default secret, except in demo mode."""
+    from api.security import MIN_SECRET_LENGTH, secret_problem
+    from geodata.settings import get_settings
+
+    settings = get_settings()
+    problem = secret_problem(settings.secret_key)
+    if problem is None:
+        return
+    if settings.demo:
+        err.print(f"[yellow]warning:[/] {problem}; accepted only because LABOUR_ATLAS_DEMO is set", highlight=False)
+        return
+    fail(
+        f"refusing to start: {problem}.\n"
+        f"Set LABOUR_ATLAS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} characters, e.g. from\n"
+        "  python3 -c 'import secrets; print(secrets.token_urlsafe(32))'\n"
+        "and keep it (it also keys the national ID hashes: changing it later breaks duplicate detection).\n"
+        "To try the app without one, run `labour-atlas demo`."
+    )
 
 
 def reference_is_loaded() -> bool:
@@ -248,6 +336,7 @@ def demo(
     from geodata.settings import get_settings
 
     settings = get_settings()
+    settings.demo = True
     ensure_demo_secret(settings)
     pg = None
     try:

@@ -1,13 +1,17 @@
-"""Dependencies shared by the routes: the database connection."""
+"""Dependencies shared by the routes: the database connection, the signed-in user."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
-from sqlalchemy import Connection
+from fastapi import Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Connection, text
 
+from api.security import InvalidToken, Role, decode_access_token
 from geodata.db import get_engine
 
 
@@ -18,3 +22,59 @@ def get_conn() -> Iterator[Connection]:
 
 
 DbConn = Annotated[Connection, Depends(get_conn)]
+
+# Declares the bearer scheme in OpenAPI (the "Authorize" button of /docs);
+# errors are raised below, with the reason.
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """The signed-in user: id, username and role (the role as stored now, not as in the token)."""
+
+    id: uuid.UUID
+    username: str
+    role: Role
+
+
+def unauthorized(reason: str, error: str | None = "invalid_token") -> HTTPException:
+    """A 401 answer with the ``WWW-Authenticate`` header of RFC 6750."""
+    challenge = "Bearer" if error is None else f'Bearer error="{error}", error_description="{reason}"'
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=reason, headers={"WWW-Authenticate": challenge})
+
+
+def get_current_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_token)]) -> AuthUser:
+    """The user of the bearer token; 401 when it is missing, invalid, expired, or the user is disabled."""
+    if not token:
+        raise unauthorized("not signed in: send 'Authorization: Bearer <access token>' (POST /api/v1/auth/token)", error=None)
+    try:
+        claims = decode_access_token(token)
+    except InvalidToken as exc:
+        raise unauthorized(str(exc)) from None
+    row = conn.execute(
+        text("SELECT id, username, role, disabled FROM app_user WHERE id = :id"), {"id": claims.user_id}
+    ).one_or_none()
+    if row is None or row.disabled:
+        raise unauthorized("this account is disabled or no longer exists")
+    return AuthUser(row.id, row.username, Role(row.role))
+
+
+CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
+
+
+def require_role(*roles: Role | str) -> Callable[[AuthUser], AuthUser]:
+    """A dependency that lets through only users with one of ``roles`` (403 otherwise).
+
+    >>> AdminUser = Annotated[AuthUser, Depends(require_role(Role.admin))]
+    """
+    allowed = frozenset(Role(r) for r in roles)
+
+    def check_role(user: CurrentUser) -> AuthUser:
+        if user.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this needs the role {' or '.join(sorted(r.value for r in allowed))}; yours is {user.role.value}",
+            )
+        return user
+
+    return check_role

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.routers import health, locate, openrosa, pages, submissions, survey_page, units
+from api.routers import auth, users
 
 STATIC = Path(__file__).parent / "static"
 
@@ -24,6 +25,8 @@ def create_app() -> FastAPI:
     app.include_router(openrosa.router)
     app.include_router(pages.router)
     app.include_router(survey_page.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

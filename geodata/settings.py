@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     gps_accuracy_limit_m: float = Field(default=50.0, validation_alias="LABOUR_ATLAS_GPS_ACCURACY_LIMIT_M")
     survey_outside_tolerance_m: float = Field(default=5000.0, validation_alias="LABOUR_ATLAS_OUTSIDE_TOLERANCE_M")
     duplicate_window_days: int = Field(default=365, validation_alias="LABOUR_ATLAS_DUPLICATE_WINDOW_DAYS")
+    # Demo mode (set by `labour-atlas demo`, or LABOUR_ATLAS_DEMO=1): the only
+    # mode in which the app may start with a weak or generated secret.
+    demo: bool = Field(default=False, validation_alias="LABOUR_ATLAS_DEMO")
+    # Sign-in: lifetimes of access tokens (JWT) and refresh tokens (rotated
+    # on every use); passwords shorter than this are refused.
+    access_token_minutes: int = Field(default=15, ge=1, validation_alias="LABOUR_ATLAS_ACCESS_TOKEN_MINUTES")
+    refresh_token_days: int = Field(default=30, ge=1, validation_alias="LABOUR_ATLAS_REFRESH_TOKEN_DAYS")
+    password_min_length: int = Field(default=12, ge=8, validation_alias="LABOUR_ATLAS_PASSWORD_MIN_LENGTH")
+    # Failed logins: from the `login_delay_after`-th failure on, the answer
+    # waits min(base * 2**(n - after), max) seconds; after `lockout_failures`
+    # failures the account is locked for `lockout_minutes`.
+    login_delay_after: int = Field(default=3, ge=1, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_AFTER")
+    login_delay_base_seconds: float = Field(default=1.0, ge=0, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_BASE_SECONDS")
+    login_delay_max_seconds: float = Field(default=5.0, ge=0, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_MAX_SECONDS")
+    lockout_failures: int = Field(default=5, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_FAILURES")
+    lockout_minutes: int = Field(default=15, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_MINUTES")
 
 
 @lru_cache

@@ -5,8 +5,9 @@ from sqlalchemy import text
 from geodata import migrate
 from tests.conftest import using
 
-TABLES = {"boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate"}
-HEAD = "0002"
+TABLES = {"boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
+          "app_user", "user_scope", "refresh_token"}
+HEAD = "0003"
 
 
 def tables(conn) -> set[str]:

@@ -1,0 +1,117 @@
+"""Sign-in: OAuth2 password flow, refresh-token rotation, the signed-in user."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field
+
+from api.deps import CurrentUser, DbConn, unauthorized
+from api.security import LoginResult, RefreshResult, authenticate, rotate_refresh_token, user_scope_codes
+from geodata.db import get_engine
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+BAD_CREDENTIALS = "incorrect username or password"
+TOKEN_RESPONSES = {
+    401: {"description": "Incorrect username or password (answers slow down after repeated failures)"},
+    403: {"description": "The account is disabled"},
+    423: {"description": "The account is locked for a while after repeated failed sign-ins"},
+}
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ScopeUnit(BaseModel):
+    structure: str
+    code: str
+    name: str
+    level: str
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    scope: list[ScopeUnit]
+
+
+def _login(username: str, password: str) -> LoginResult:
+    # Its own transaction: the failure count must be committed even though
+    # the request then fails.
+    with get_engine().begin() as conn:
+        return authenticate(conn, username, password)
+
+
+def _refresh(token: str) -> RefreshResult:
+    with get_engine().begin() as conn:
+        return rotate_refresh_token(conn, token)
+
+
+def _no_store(response: Response) -> None:
+    # RFC 6749 5.1: token responses must not be cached.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+@router.post("/token", response_model=TokenResponse, responses=TOKEN_RESPONSES)
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response: Response) -> dict:
+    """Sign in with username and password (form fields); get an access and a refresh token.
+
+    The access token (a JWT, sent as ``Authorization: Bearer ...``) lives
+    ``expires_in`` seconds; exchange the refresh token at ``/auth/refresh``
+    for a new pair.
+    """
+    result = await run_in_threadpool(_login, form.username, form.password)
+    if result.status == "ok":
+        _no_store(response)
+        return result.tokens.as_response()
+    if result.status == "locked":
+        raise HTTPException(
+            status.HTTP_423_LOCKED,
+            detail=f"too many failed sign-ins: this account is locked; try again in {result.locked_minutes} min "
+                   "or ask an administrator",
+        )
+    if result.status == "disabled":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this account is disabled; ask an administrator")
+    if result.delay:
+        await asyncio.sleep(result.delay)  # no thread is held while waiting
+    raise unauthorized(BAD_CREDENTIALS, error=None)
+
+
+@router.post("/refresh", response_model=TokenResponse, responses={401: {"description": "Unknown, used, expired or revoked refresh token"}})
+async def refresh(body: RefreshRequest, response: Response) -> dict:
+    """Exchange a refresh token for a new access and refresh token; the old refresh token stops working.
+
+    Presenting a refresh token that was already exchanged ends every session
+    of that sign-in (a copy of it may have been stolen): sign in again.
+    """
+    result = await run_in_threadpool(_refresh, body.refresh_token)
+    if result.status == "ok":
+        _no_store(response)
+        return result.tokens.as_response()
+    reasons = {
+        "invalid": "unknown refresh token",
+        "reused": "refresh token already used: all sessions of this sign-in are ended; sign in again",
+        "expired": "refresh token expired; sign in again",
+        "disabled": "this account is disabled",
+    }
+    raise unauthorized(reasons[result.status])
+
+
+@router.get("/me", response_model=Me)
+def me(user: CurrentUser, conn: DbConn) -> dict:
+    """The signed-in user: username, role and area scope (the unit codes as given)."""
+    return {"username": user.username, "role": user.role.value, "scope": user_scope_codes(conn, user.id)}

@@ -1,0 +1,79 @@
+"""User administration (admins only): list, create, disable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel, Field
+
+from api.deps import AuthUser, DbConn, require_role
+from api.security import AccountError, Role, UnknownUser, UsernameTaken, create_user, disable_user, list_users
+from geodata.structures import Structure
+
+router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
+
+AdminUser = Annotated[AuthUser, Depends(require_role(Role.admin))]
+
+
+class ScopeCode(BaseModel):
+    structure: str
+    code: str
+    name: str | None = None
+
+
+class UserOut(BaseModel):
+    username: str
+    role: Role
+    disabled: bool
+    scope: list[ScopeCode]
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None = None
+    locked_until: dt.datetime | None = None
+
+
+class UserCreate(BaseModel):
+    username: str = Field(max_length=64, examples=["ht.officer01"])
+    # Checked by create_user, so that a refused password is never echoed
+    # back in a validation error.
+    password: str = Field(max_length=1024)
+    role: Role
+    scope: list[str] = Field(default_factory=list, max_length=1000, description="Unit codes (any level) of `structure`, or ['all']")
+    structure: Structure = Structure.v2025
+
+
+def _find(conn, username: str) -> dict:
+    (user,) = list_users(conn, username)
+    return user
+
+
+@router.get("", response_model=list[UserOut])
+def users(admin: AdminUser, conn: DbConn) -> list[dict]:
+    """All accounts with their role, state and scope (no password hashes)."""
+    return list_users(conn)
+
+
+@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "Username taken"}, 422: {"description": "Invalid name, password, role or scope"}})
+def add_user(admin: AdminUser, conn: DbConn, body: UserCreate) -> dict:
+    """Create an account with a role and an area scope."""
+    try:
+        create_user(conn, body.username, body.password, body.role, body.scope, body.structure)
+    except UsernameTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except AccountError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return _find(conn, body.username)
+
+
+@router.post("/{username}/disable", response_model=UserOut, responses={404: {"description": "No such user"}})
+def disable(admin: AdminUser, conn: DbConn, username: str) -> dict:
+    """Disable an account: it can no longer sign in, and its tokens stop working at once."""
+    if username.strip().lower() == admin.username:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="you cannot disable your own account")
+    try:
+        disable_user(conn, username)
+    except UnknownUser as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return _find(conn, username)
