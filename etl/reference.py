@@ -7,9 +7,7 @@ every file are in ``geodata/reference/README.md``.
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd

@@ -22,7 +22,7 @@ import pytest
 # the settings are first read.
 os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "test-secret-not-for-production")
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from geodata import db, migrate
@@ -193,3 +193,24 @@ def browser_page():
         page = browser.new_page(viewport={"width": 412, "height": 860})  # a phone-sized screen
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def commune(seeded_url):
+    """A 2025 commune of Hà Tĩnh with its representative point (from the data)."""
+    from geodata.db import use_database
+
+    with use_database(seeded_url).connect() as conn:
+        row = conn.execute(
+            text(
+                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
+                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code LIMIT 1"""
+            )
+        ).one()
+        other = conn.execute(
+            text(
+                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
+                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code OFFSET 5 LIMIT 1"""
+            )
+        ).one()
+    return {"code": row.code, "lon": row.lon, "lat": row.lat, "other": other._asdict()}

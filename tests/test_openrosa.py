@@ -9,13 +9,11 @@ import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
-import pytest
 from sqlalchemy import text
 
 from survey.definition import FORM, Field
 from survey.openrosa import parse_submission_xml
 from survey.xlsform import VI, validate_xform, xform_xml, xlsform_bytes, xlsform_sheets
-from tests.test_submissions_api import commune  # noqa: F401  (fixture)
 
 NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
 XF = "{http://www.w3.org/2002/xforms}"

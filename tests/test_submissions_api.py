@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import uuid
@@ -10,31 +9,9 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from survey.definition import FORM
 from survey.identity import national_id_hash
 
 NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
-
-
-@pytest.fixture(scope="module")
-def commune(seeded_url):
-    """A 2025 commune of Hà Tĩnh with its representative point (from the data)."""
-    from geodata.db import use_database
-
-    with use_database(seeded_url).connect() as conn:
-        row = conn.execute(
-            text(
-                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code LIMIT 1"""
-            )
-        ).one()
-        other = conn.execute(
-            text(
-                """SELECT code, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                   FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code OFFSET 5 LIMIT 1"""
-            )
-        ).one()
-    return {"code": row.code, "lon": row.lon, "lat": row.lat, "other": other._asdict()}
 
 
 def aspirant(commune, **over):

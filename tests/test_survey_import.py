@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
-import uuid
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +13,7 @@ from api.cli import app as cli
 from etl.surveys import import_surveys
 from survey.batch import validate_frame
 from survey.schemas import validate_submission
-from tests.test_submissions_api import aspirant, commune  # noqa: F401  (fixture)
+from tests.test_submissions_api import aspirant
 
 
 def own_row(p: dict) -> dict:
