@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, Header, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Connection, text
 
+from api.audit import record_access
 from api.security import InvalidToken, Role, decode_access_token
 from geodata.db import get_engine
 
@@ -78,3 +80,51 @@ def require_role(*roles: Role | str) -> Callable[[AuthUser], AuthUser]:
         return user
 
     return check_role
+
+
+def get_optional_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_token)]) -> AuthUser | None:
+    """The signed-in user if a token is sent (a bad token is still a 401), else None."""
+    return get_current_user(conn, token) if token else None
+
+
+OptionalUser = Annotated[AuthUser | None, Depends(get_optional_user)]
+
+
+@dataclass
+class PersonalRead:
+    """A read of personal data in progress: call :meth:`log` with the record ids returned."""
+
+    conn: Connection
+    actor: str
+    role: str | None
+    method: str
+    route: str
+    purpose: str
+
+    def log(self, record_ids) -> None:
+        record_access(self.conn, actor=self.actor, role=self.role, method=self.method, route=self.route,
+                      purpose=self.purpose, record_ids=record_ids)
+
+
+def personal_read(
+    request: Request,
+    conn: DbConn,
+    user: OptionalUser,
+    x_purpose: Annotated[str | None, Header(alias="X-Purpose", description="Why these personal records are read "
+                                            "(kept in the audit log); percent-encode non-ASCII text")] = None,
+    purpose: Annotated[str | None, Query(description="The same as the X-Purpose header, e.g. in Vietnamese")] = None,
+) -> PersonalRead:
+    """Routes returning personal data require a purpose and write an audit row."""
+    stated = (purpose if purpose is not None else unquote(x_purpose or "")).strip()
+    if len(stated) < 3:
+        raise HTTPException(
+            422,
+            detail=[{"loc": ["header", "X-Purpose"], "type": "missing",
+                     "msg": "say why you read these personal records: header X-Purpose or parameter purpose "
+                            "(3 characters or more); it is kept in the audit log"}],
+        )
+    actor = user.username if user else "anonymous"
+    return PersonalRead(conn, actor, user.role.value if user else None, request.method, request.url.path, stated[:500])
+
+
+AuditedRead = Annotated[PersonalRead, Depends(personal_read)]

@@ -5,8 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routers import health, locate, openrosa, pages, submissions, survey_page, units
-from api.routers import auth, users
+from api.routers import audit, auth, health, locate, openrosa, pages, submissions, survey_page, units, users
 
 STATIC = Path(__file__).parent / "static"
 
@@ -27,6 +26,7 @@ def create_app() -> FastAPI:
     app.include_router(survey_page.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(audit.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -5,9 +5,9 @@ from sqlalchemy import text
 from geodata import migrate
 from tests.conftest import using
 
-TABLES = {"boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
+TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "refresh_token"}
-HEAD = "0003"
+HEAD = "0004"
 
 
 def tables(conn) -> set[str]:

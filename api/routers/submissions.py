@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import DbConn
+from api.deps import AuditedRead, DbConn
 from survey.definition import FORM
 from survey.ingest import Incoming, Outcome, ingest, parse_payload
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
@@ -83,6 +83,7 @@ async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
 @router.get("/submissions")
 def records(
     conn: DbConn,
+    audit: AuditedRead,
     review_status: Literal["received", "approved", "has_issues", "rejected"] | None = None,
     kind: Literal["aspirant", "returnee", "departure"] | None = None,
     commune: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
@@ -90,17 +91,20 @@ def records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict]:
-    """Stored records, newest first (officers)."""
-    return list_records(conn, review_status=review_status, kind=kind, commune=commune,
-                        duplicates_only=duplicates_only, limit=limit, offset=offset)
+    """Stored records, newest first (officers; personal data: purpose required, audited)."""
+    found = list_records(conn, review_status=review_status, kind=kind, commune=commune,
+                         duplicates_only=duplicates_only, limit=limit, offset=offset)
+    audit.log(r["instance_id"] for r in found)
+    return found
 
 
 @router.get("/submissions/{instance_id}")
-def record(conn: DbConn, instance_id: str) -> dict:
-    """One stored record with its flags, review state and probable duplicates."""
+def record(conn: DbConn, audit: AuditedRead, instance_id: str) -> dict:
+    """One stored record with its flags, review state and probable duplicates (purpose required, audited)."""
     found = get_record(conn, instance_id) if _is_uuid(instance_id) else None
     if found is None:
         raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+    audit.log([instance_id])
     return found
 
 
@@ -111,22 +115,26 @@ class Review(BaseModel):
 
 
 @router.post("/submissions/{instance_id}/review")
-def review(conn: DbConn, instance_id: str, body: Review) -> dict:
-    """Move a record through review: received, approved, has issues, rejected."""
+def review(conn: DbConn, audit: AuditedRead, instance_id: str, body: Review) -> dict:
+    """Move a record through review: received, approved, has issues, rejected (returns the record: audited)."""
     if not _is_uuid(instance_id) or not review_record(conn, instance_id, body.status, body.comment, body.reviewer):
         raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+    audit.log([instance_id])
     return get_record(conn, instance_id)
 
 
 @router.get("/quarantine")
 def quarantine(
     conn: DbConn,
+    audit: AuditedRead,
     status: Literal["open", "resubmitted", "dismissed"] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict]:
-    """Rejected payloads, verbatim, with the reasons (officers)."""
-    return list_quarantine(conn, status, limit, offset)
+    """Rejected payloads, verbatim, with the reasons (officers; purpose required, audited)."""
+    found = list_quarantine(conn, status, limit, offset)
+    audit.log(f"quarantine:{q['id']}" for q in found)
+    return found
 
 
 @router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA)

@@ -1,0 +1,44 @@
+"""The audit log: who read or exported which personal records, when, where and why.
+
+Rows are only ever added (a trigger in the database refuses UPDATE, DELETE and
+TRUNCATE). Every route that returns personal data requires a purpose (header
+``X-Purpose``) and writes one row in the same transaction as the read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+
+def record_access(
+    conn: Connection, *, actor: str, role: str | None, method: str, route: str, purpose: str, record_ids: Iterable[Any]
+) -> int:
+    """Append one audit row; returns its id."""
+    return conn.execute(
+        text(
+            """INSERT INTO audit_log (actor, role, method, route, purpose, record_ids)
+               VALUES (:actor, :role, :method, :route, :purpose, CAST(:ids AS text[])) RETURNING id"""
+        ),
+        {"actor": actor, "role": role, "method": method, "route": route, "purpose": purpose,
+         "ids": [str(i) for i in record_ids]},
+    ).scalar_one()
+
+
+def list_audit(
+    conn: Connection, *, actor: str | None = None, record_id: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Audit rows, newest first, optionally for one actor or one record."""
+    where, params = ["true"], {"limit": limit, "offset": offset}
+    if actor:
+        where.append("actor = :actor")
+        params["actor"] = actor
+    if record_id:
+        where.append("record_ids @> ARRAY[CAST(:rid AS text)]")
+        params["rid"] = record_id
+    rows = conn.execute(
+        text(f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit OFFSET :offset"), params
+    ).mappings()
+    return [{**r, "at": r["at"].isoformat()} for r in rows]

@@ -1,0 +1,28 @@
+"""The audit log, for admins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.audit import list_audit
+from api.deps import AuthUser, DbConn, require_role
+from api.security import Role
+
+router = APIRouter(prefix="/api/v1/admin/audit", tags=["admin"])
+
+AdminUser = Annotated[AuthUser, Depends(require_role(Role.admin))]
+
+
+@router.get("")
+def audit_log(
+    conn: DbConn,
+    admin: AdminUser,
+    actor: str | None = None,
+    record_id: Annotated[str | None, Query(description="Rows that name this record id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict]:
+    """Who read which personal records, when, through which route, and why (newest first)."""
+    return list_audit(conn, actor=actor, record_id=record_id, limit=limit, offset=offset)
