@@ -38,6 +38,20 @@ def consented(payload: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "có"))
 
 
+def masked_national_id(payload_text: str, payload: Any) -> str:
+    """The text with the payload's national ID number replaced by ``hmac:<keyed hash>``.
+
+    Works on JSON, XML and CSV-row texts alike: the number is replaced where
+    it appears verbatim.
+    """
+    value = payload.get("national_id") if isinstance(payload, dict) else None
+    if not isinstance(value, (str, int)) or not str(value).strip():
+        return payload_text
+    from survey.identity import national_id_hash
+
+    return payload_text.replace(str(value), f"hmac:{national_id_hash(str(value))}")
+
+
 def quarantine_payload(
     conn: Connection,
     *,
@@ -51,13 +65,18 @@ def quarantine_payload(
 ) -> int:
     """Store a rejected payload with its reasons; return the quarantine id.
 
-    The same payload rejected again (a phone retrying) is stored once.
+    The same payload rejected again (a phone retrying) is stored once. The
+    text is kept as sent, with two exceptions the privacy rules demand: a
+    payload without consent loses its personal fields, and a national ID
+    number is replaced by its keyed hash (``hmac:...``) wherever it appears.
     """
     personal_removed = False
     if isinstance(payload, dict) and not consented(payload):
         stripped = without_personal_data(payload, defn)
         personal_removed = stripped != payload
         payload_text = canonical_json(stripped)
+    else:
+        payload_text = masked_national_id(payload_text, payload)
     digest = payload_hash(f"{source}\n{file_name}\n{row_number}\n{payload_text}")
     existing = conn.execute(
         text("SELECT id FROM submission_quarantine WHERE payload_hash = :h AND status = 'open' LIMIT 1"), {"h": digest}

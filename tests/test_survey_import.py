@@ -58,6 +58,7 @@ def test_own_csv_with_bom_valid_and_invalid_rows(seeded, commune, tmp_path):
         q = conn.execute(text("SELECT row_number, payload_text, reasons FROM submission_quarantine WHERE file_name = 'khao_sat.csv' ORDER BY row_number")).all()
     assert [x.row_number for x in q] == [3, 5, 7]
     assert json.loads(q[0].payload_text)["instance_id"] == bad[0]["instance_id"]
+    assert all(bad[0]["national_id"] not in x.payload_text and "hmac:" in x.payload_text for x in q)
     # The same file again creates nothing.
     again = import_surveys(path)
     assert dict(again.counts) == {"exists": 3, "rejected": 3}
