@@ -20,10 +20,12 @@ db_app = typer.Typer(help="Database schema and reference data.", no_args_is_help
 import_app = typer.Typer(help="Import files.", no_args_is_help=True)
 geodata_app = typer.Typer(help="Boundary geometry tools.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts: role and area scope.", no_args_is_help=True)
+subject_app = typer.Typer(help="Data-subject rights: one person's records, exported or erased.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(geodata_app, name="geodata")
 app.add_typer(user_app, name="user")
+app.add_typer(subject_app, name="subject")
 
 console = Console()
 err = Console(stderr=True)
@@ -251,6 +253,75 @@ def user_disable(name: Annotated[str, typer.Argument(help="Username")]) -> None:
     except UnknownUser as exc:
         fail(str(exc))
     console.print(f"user {name.strip().lower()} disabled", highlight=False)
+
+
+# -- data-subject rights --------------------------------------------------------
+def _national_id_from_stdin() -> str:
+    import sys
+
+    value = sys.stdin.readline().strip()
+    if not value:
+        fail("type the person's national ID number on standard input (it is never stored in clear)")
+    return value
+
+
+def _audit_cli(conn, command: str, purpose: str, ids) -> None:
+    import getpass
+
+    from api.audit import record_access
+
+    record_access(conn, actor=f"cli:{getpass.getuser()}", role=None, method="CLI", route=command, purpose=purpose, record_ids=ids)
+
+
+PurposeOption = Annotated[str, typer.Option(help="Why (kept in the audit log), e.g. the request's reference")]
+
+
+@subject_app.command("export")
+def subject_export(purpose: PurposeOption) -> None:
+    """Print, as JSON, everything held about the person whose national ID is read from stdin."""
+    import json
+
+    from geodata.db import get_engine
+    from survey.subject_rights import export_person
+
+    national_id = _national_id_from_stdin()
+    _database_from_settings()
+    with get_engine().begin() as conn:
+        found = export_person(conn, national_id)
+        _audit_cli(conn, "subject export", purpose, [r["instance_id"] for r in found["records"]])
+    print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
+
+
+@subject_app.command("erase")
+def subject_erase(purpose: PurposeOption) -> None:
+    """Anonymise the records of the person whose national ID is read from stdin (they stay as counts)."""
+    from geodata.db import get_engine
+    from survey.subject_rights import erase_person
+
+    national_id = _national_id_from_stdin()
+    _database_from_settings()
+    with get_engine().begin() as conn:
+        done = erase_person(conn, national_id)
+        _audit_cli(conn, "subject erase", purpose, done["records"])
+    console.print(f"anonymised {len(done['records'])} records; blanked {len(done['quarantine'])} quarantined payloads")
+
+
+@app.command()
+def purge(
+    older_than: Annotated[int, typer.Option("--older-than", help="Anonymise records collected more than this many years ago")],
+) -> None:
+    """Anonymise old survey records: personal fields removed, records kept as counts."""
+    from geodata.db import get_engine
+    from survey.subject_rights import purge_older_than
+
+    _database_from_settings()
+    try:
+        with get_engine().begin() as conn:
+            ids = purge_older_than(conn, older_than)
+            _audit_cli(conn, "purge", f"retention: older than {older_than} years", ids)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"anonymised {len(ids)} records collected more than {older_than} years ago")
 
 
 # -- serving -------------------------------------------------------------------

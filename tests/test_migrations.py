@@ -7,7 +7,7 @@ from tests.conftest import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "refresh_token"}
-HEAD = "0004"
+HEAD = "0005"
 
 
 def tables(conn) -> set[str]:
