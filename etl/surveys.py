@@ -26,7 +26,7 @@ from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hash
 from survey.ingest import COLUMNS, NOT_IN_ANSWERS, ROW_TYPES, link_duplicates, store_rows
-from survey.quarantine import quarantine_payload
+from survey.quarantine import Rejected, quarantine_rows
 
 CHUNK = 100_000
 GEO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "accuracy": "accuracy", "precision": "accuracy"}
@@ -187,14 +187,22 @@ def import_surveys(
             typed, errors = validate_frame(frame_for_validation(chunk, mapping, defn), defn, now)
             # Rejected rows are quarantined as read, columns named by form field.
             chunk = chunk.rename(columns=mapping)
+            rejected: list[Rejected] = []
+
+            def reject(i: int, row_number: int, reasons: list[dict[str, str]], count: bool = True) -> None:
+                raw = dict(chunk.loc[i].items())
+                rejected.append(Rejected(source, json.dumps(raw, ensure_ascii=False), raw, reasons, path.name, row_number))
+                if count:
+                    result.counts["rejected"] += 1
+                result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
+
             for i, errs in errors.items():
-                _reject(conn, result, chunk.loc[i], int(row_numbers[i]), [e.as_dict() for e in errs], source, path)
+                reject(i, int(row_numbers[i]), [e.as_dict() for e in errs])
             good = typed.drop(index=list(errors))
             # The same instance_id twice in one file: only the first is considered.
             repeated = good["instance_id"].duplicated()
             for i in good.index[repeated]:
-                _reject(conn, result, chunk.loc[i], int(row_numbers[i]),
-                        [{"field": "instance_id", "message": "repeats an earlier row of this file"}], source, path)
+                reject(i, int(row_numbers[i]), [{"field": "instance_id", "message": "repeats an earlier row of this file"}])
             good = good[~repeated]
             if not good.empty:
                 _copy_stage(conn, db_rows(good, row_numbers[good.index], source, defn))
@@ -202,7 +210,7 @@ def import_surveys(
                 for r in store_rows(conn, [], source_sql="survey_stage s"):
                     i = r.n - 2
                     if r.error_field:
-                        _reject(conn, result, chunk.loc[i], r.n, [{"field": r.error_field, "message": r.error_message}], source, path)
+                        reject(i, r.n, [{"field": r.error_field, "message": r.error_message}])
                     elif r.inserted:
                         result.counts["created"] += 1
                         created.append(r.instance_id)
@@ -210,21 +218,11 @@ def import_surveys(
                         result.counts["exists"] += 1
                     else:
                         result.counts["conflict"] += 1
-                        _reject(conn, result, chunk.loc[i], r.n,
-                                [{"field": "instance_id", "message": "already used by a different submission"}], source, path, count=False)
+                        reject(i, r.n, [{"field": "instance_id", "message": "already used by a different submission"}], count=False)
                 link_duplicates(conn, created)
+            quarantine_rows(conn, rejected, defn)
             done += len(chunk)
             result.rows = done
             if progress:
                 progress(done, total)
     return result
-
-
-def _reject(conn, result: SurveyImportResult, raw_row: pd.Series, row_number: int, reasons, source: str, path: Path, count: bool = True) -> None:
-    raw = {k: v for k, v in raw_row.items()}
-    quarantine_payload(conn, source=source, payload_text=json.dumps(raw, ensure_ascii=False), payload=raw,
-                       reasons=reasons, file_name=path.name, row_number=row_number)
-    if count:
-        result.counts["rejected"] += 1
-    for r in reasons:
-        result.rejected.append((row_number, r["field"], r["message"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -52,6 +53,79 @@ def masked_national_id(payload_text: str, payload: Any) -> str:
     return payload_text.replace(str(value), f"hmac:{national_id_hash(str(value))}")
 
 
+@dataclass
+class Rejected:
+    """A rejected payload on its way to the quarantine."""
+
+    source: str
+    payload_text: str
+    payload: Any
+    reasons: list[dict[str, str]]
+    file_name: str | None = None
+    row_number: int | None = None
+
+
+def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefinition = FORM) -> list[int]:
+    """Store rejected payloads with their reasons in one statement; return their quarantine ids.
+
+    The same payload rejected again (a phone retrying, a file imported twice)
+    is stored once. The text is kept as sent, with two exceptions the privacy
+    rules demand: a payload without consent loses its personal fields, and a
+    national ID number is replaced by its keyed hash (``hmac:...``) wherever
+    it appears.
+    """
+    rows = []
+    for n, r in enumerate(rejected):
+        personal_removed = False
+        payload_text = r.payload_text
+        if isinstance(r.payload, dict) and not consented(r.payload):
+            stripped = without_personal_data(r.payload, defn)
+            personal_removed = stripped != r.payload
+            payload_text = canonical_json(stripped)
+        else:
+            payload_text = masked_national_id(payload_text, r.payload)
+        instance_id = r.payload.get("instance_id") if isinstance(r.payload, dict) else None
+        rows.append({
+            "n": n, "source": r.source, "file_name": r.file_name, "row_number": r.row_number,
+            "instance_id": str(instance_id)[:100] if instance_id is not None else None,
+            "payload_text": payload_text,
+            "payload_hash": payload_hash(f"{r.source}\n{r.file_name}\n{r.row_number}\n{payload_text}"),
+            "reasons": r.reasons, "personal_removed": personal_removed,
+        })
+    if not rows:
+        return []
+    found = conn.execute(
+        text(QUARANTINE_SQL), {"rows": json.dumps(rows, ensure_ascii=False)}
+    ).all()
+    return [qid for _, qid in sorted(found)]
+
+
+# Rows already quarantined (same hash, still open) are not stored again:
+# their existing id is returned.
+QUARANTINE_SQL = """
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        n int, source text, file_name text, row_number int, instance_id text, payload_text text,
+        payload_hash text, reasons jsonb, personal_removed boolean)
+),
+old AS (
+    SELECT DISTINCT ON (r.n) r.n, q.id FROM r JOIN submission_quarantine q
+    ON q.payload_hash = r.payload_hash AND q.status = 'open' ORDER BY r.n, q.id
+),
+new AS (
+    INSERT INTO submission_quarantine (source, file_name, row_number, instance_id, payload_text, payload_hash,
+                                       reasons, personal_removed)
+    SELECT source, file_name, row_number, instance_id, payload_text, payload_hash, reasons, personal_removed
+    FROM r WHERE r.n NOT IN (SELECT n FROM old) ORDER BY r.n
+    RETURNING id, payload_hash
+)
+SELECT n, id FROM old
+UNION ALL
+(SELECT DISTINCT ON (r.n) r.n, new.id FROM r JOIN new USING (payload_hash)
+ WHERE r.n NOT IN (SELECT n FROM old) ORDER BY r.n, new.id)
+"""
+
+
 def quarantine_payload(
     conn: Connection,
     *,
@@ -63,43 +137,9 @@ def quarantine_payload(
     row_number: int | None = None,
     defn: FormDefinition = FORM,
 ) -> int:
-    """Store a rejected payload with its reasons; return the quarantine id.
-
-    The same payload rejected again (a phone retrying) is stored once. The
-    text is kept as sent, with two exceptions the privacy rules demand: a
-    payload without consent loses its personal fields, and a national ID
-    number is replaced by its keyed hash (``hmac:...``) wherever it appears.
-    """
-    personal_removed = False
-    if isinstance(payload, dict) and not consented(payload):
-        stripped = without_personal_data(payload, defn)
-        personal_removed = stripped != payload
-        payload_text = canonical_json(stripped)
-    else:
-        payload_text = masked_national_id(payload_text, payload)
-    digest = payload_hash(f"{source}\n{file_name}\n{row_number}\n{payload_text}")
-    existing = conn.execute(
-        text("SELECT id FROM submission_quarantine WHERE payload_hash = :h AND status = 'open' LIMIT 1"), {"h": digest}
-    ).scalar()
-    if existing is not None:
-        return existing
-    instance_id = payload.get("instance_id") if isinstance(payload, dict) else None
-    return conn.execute(
-        text(
-            """
-            INSERT INTO submission_quarantine (source, file_name, row_number, instance_id, payload_text, payload_hash,
-                                               reasons, personal_removed)
-            VALUES (:source, :file, :row, :iid, :text, :hash, CAST(:reasons AS jsonb), :removed)
-            RETURNING id
-            """
-        ),
-        {
-            "source": source, "file": file_name, "row": row_number,
-            "iid": str(instance_id)[:100] if instance_id is not None else None,
-            "text": payload_text, "hash": digest, "reasons": json.dumps(reasons, ensure_ascii=False),
-            "removed": personal_removed,
-        },
-    ).scalar_one()
+    """Store one rejected payload (see :func:`quarantine_rows`); return its quarantine id."""
+    (qid,) = quarantine_rows(conn, [Rejected(source, payload_text, payload, reasons, file_name, row_number)], defn)
+    return qid
 
 
 def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
