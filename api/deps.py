@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import unquote
@@ -64,24 +64,6 @@ def get_current_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_t
 CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
 
 
-def require_role(*roles: Role | str) -> Callable[[AuthUser], AuthUser]:
-    """A dependency that lets through only users with one of ``roles`` (403 otherwise).
-
-    >>> AdminUser = Annotated[AuthUser, Depends(require_role(Role.admin))]
-    """
-    allowed = frozenset(Role(r) for r in roles)
-
-    def check_role(user: CurrentUser) -> AuthUser:
-        if user.role not in allowed:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this needs the role {' or '.join(sorted(r.value for r in allowed))}; yours is {user.role.value}",
-            )
-        return user
-
-    return check_role
-
-
 def get_optional_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_token)]) -> AuthUser | None:
     """The signed-in user if a token is sent (a bad token is still a 401), else None."""
     return get_current_user(conn, token) if token else None
@@ -109,7 +91,7 @@ class PersonalRead:
 def personal_read(
     request: Request,
     conn: DbConn,
-    user: OptionalUser,
+    user: CurrentUser,
     x_purpose: Annotated[str | None, Header(alias="X-Purpose", description="Why these personal records are read "
                                             "(kept in the audit log); percent-encode non-ASCII text")] = None,
     purpose: Annotated[str | None, Query(description="The same as the X-Purpose header, e.g. in Vietnamese")] = None,
@@ -123,8 +105,7 @@ def personal_read(
                      "msg": "say why you read these personal records: header X-Purpose or parameter purpose "
                             "(3 characters or more); it is kept in the audit log"}],
         )
-    actor = user.username if user else "anonymous"
-    return PersonalRead(conn, actor, user.role.value if user else None, request.method, request.url.path, stated[:500])
+    return PersonalRead(conn, user.username, user.role.value, request.method, request.url.path, stated[:500])
 
 
 AuditedRead = Annotated[PersonalRead, Depends(personal_read)]

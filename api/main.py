@@ -5,7 +5,21 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routers import audit, auth, health, locate, openrosa, pages, submissions, survey_page, units, users
+from api.routers import (
+    aggregates,
+    audit,
+    auth,
+    break_glass,
+    health,
+    locate,
+    openrosa,
+    pages,
+    subjects,
+    submissions,
+    survey_page,
+    units,
+    users,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -21,12 +35,16 @@ def create_app() -> FastAPI:
     app.include_router(units.router)
     app.include_router(locate.router)
     app.include_router(submissions.router)
+    app.include_router(openrosa.public)
     app.include_router(openrosa.router)
     app.include_router(pages.router)
     app.include_router(survey_page.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(audit.router)
+    app.include_router(aggregates.router)
+    app.include_router(subjects.router)
+    app.include_router(break_glass.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -34,6 +34,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, text
 
+from geodata.scopes import refresh_scopes
 from geodata.settings import Settings, get_settings
 from geodata.structures import Structure
 
@@ -336,6 +337,8 @@ class LoginResult:
     tokens: TokenPair | None = None
     delay: float = 0.0
     locked_minutes: int = 0
+    user_id: uuid.UUID | None = None
+    role: str | None = None
 
 
 class _UnknownNameFailures:
@@ -370,8 +373,11 @@ class _UnknownNameFailures:
 _unknown_names = _UnknownNameFailures()
 
 
-def authenticate(conn: Connection, username: str, password: str) -> LoginResult:
+def authenticate(conn: Connection, username: str, password: str, issue_tokens_on_success: bool = True) -> LoginResult:
     """Check a username and password; count, delay and lock on failure; issue tokens on success.
+
+    With ``issue_tokens_on_success=False`` (HTTP Basic, e.g. ODK Collect) the
+    result carries the user's id and role instead of tokens.
 
     Runs in the caller's transaction, which must be committed whatever the
     result (the failure count is part of it). The row is locked while the
@@ -423,7 +429,9 @@ def authenticate(conn: Connection, username: str, password: str) -> LoginResult:
         ),
         {"id": row.id, "h": new_hash},
     )
-    return LoginResult("ok", tokens=issue_tokens(conn, row.id, row.role))
+    if not issue_tokens_on_success:
+        return LoginResult("ok", user_id=row.id, role=row.role)
+    return LoginResult("ok", tokens=issue_tokens(conn, row.id, row.role), user_id=row.id, role=row.role)
 
 
 # -- accounts --------------------------------------------------------------------
@@ -500,6 +508,7 @@ def create_user(
             text("INSERT INTO user_scope (user_id, structure, unit_code) SELECT :id, :s, unnest(CAST(:codes AS text[]))"),
             {"id": user_id, "s": structure.value, "codes": codes},
         )
+        refresh_scopes(conn, user_id)
     return user_id
 
 

@@ -20,6 +20,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from geodata.db import get_engine
+from geodata.scopes import refresh_scopes
 from geodata.structures import CODE_WIDTH, Level, Structure, parent_level
 from geodata.unit_geometry import refresh_unit_geometry
 
@@ -423,4 +424,5 @@ def import_boundaries(
             conn, rows, path=path, structure=structure, level=level, source=f"import:{path.name}"
         )
         result.units_with_geometry = units_with_geometry(conn, structure)
+        refresh_scopes(conn)  # new units or parents change what each scope covers
     return result

@@ -13,10 +13,17 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from etl.boundaries import BoundaryFields, Progress, load_boundaries, prepare_boundaries, read_boundary_file
+from etl.boundaries import (
+    BoundaryFields,
+    Progress,
+    load_boundaries,
+    prepare_boundaries,
+    read_boundary_file,
+)
 from geodata.crosswalk import refresh_crosswalk_shares
 from geodata.db import get_engine
 from geodata.reference_data import REFERENCE_DIR
+from geodata.scopes import refresh_scopes
 from geodata.structures import Level, Structure
 
 CODE_LISTS = {
@@ -215,4 +222,5 @@ def seed_reference(progress: Progress | None = None) -> SeedResult:
         refresh_crosswalk_shares(conn)
         for s in Structure:
             result.polygons[s.value] = units_with_geometry(conn, s)
+        refresh_scopes(conn)  # units and crosswalk links may have changed
     return result

@@ -25,7 +25,13 @@ from geodata.db import get_engine
 from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hash
-from survey.ingest import COLUMNS, NOT_IN_ANSWERS, ROW_TYPES, link_duplicates, store_rows
+from survey.ingest import (
+    COLUMNS,
+    NOT_IN_ANSWERS,
+    ROW_TYPES,
+    link_duplicates,
+    store_rows,
+)
 from survey.quarantine import Rejected, quarantine_rows
 
 CHUNK = 100_000

@@ -18,110 +18,159 @@ A commune split by the reform is linked to each of its successors, so a
 scope reaches a new commune made partly from its own territory ("any old
 commune of the scope maps to it"), and the other way round.
 
-Everything is one set-based statement: use :func:`scope_condition` (or
-:data:`SCOPE_UNITS_SQL`) in a WHERE clause with the parameters of
-:func:`scope_params`; :func:`scope_units` runs it and returns the codes (for
-tests and small lists).
+The expansion is one set-based statement (:data:`SCOPE_EXPANSION_SQL`). Its
+result is kept in ``user_scope_unit`` (:func:`refresh_scopes`), because the
+planner cannot size recursive CTEs and a query repeated on every request must
+be an index lookup: use :func:`scope_condition` in a WHERE clause with the
+parameters of :func:`scope_params`. :func:`scope_units` runs the expansion
+itself and returns the codes (for tests and small lists).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, String, column, text
 from sqlalchemy.sql.elements import TextClause
 
 from geodata.structures import Structure
 
-SCOPE_UNITS_SQL = """
+# Every (user_id, structure, code) in the scope of :scope_user_id (of every
+# user when it is NULL), both structures.
+SCOPE_EXPANSION_SQL = """
 WITH RECURSIVE
 scope_seed AS (
-    SELECT structure, unit_code AS code FROM user_scope WHERE user_id = CAST(:scope_user_id AS uuid)
+    SELECT user_id, structure, unit_code AS code FROM user_scope
+    WHERE CAST(:scope_user_id AS uuid) IS NULL OR user_id = CAST(:scope_user_id AS uuid)
 ),
 scope_native AS (
-    SELECT structure, code FROM scope_seed
+    SELECT user_id, structure, code FROM scope_seed
     UNION
-    SELECT u.structure, u.code
+    SELECT n.user_id, u.structure, u.code
     FROM admin_unit u JOIN scope_native n ON u.structure = n.structure AND u.parent_code = n.code
 ),
 scope_crossed AS (
-    SELECT x.new_structure AS structure, x.new_code AS code
+    SELECT n.user_id, x.new_structure AS structure, x.new_code AS code
     FROM unit_crosswalk x JOIN scope_native n ON n.structure = x.old_structure AND n.code = x.old_code
     WHERE x.level <> 'province'
     UNION
-    SELECT x.old_structure, x.old_code
+    SELECT n.user_id, x.old_structure, x.old_code
     FROM unit_crosswalk x JOIN scope_native n ON n.structure = x.new_structure AND n.code = x.new_code
     WHERE x.level <> 'province'
 ),
 scope_crossed_down AS (
-    SELECT structure, code FROM scope_crossed
+    SELECT user_id, structure, code FROM scope_crossed
     UNION
-    SELECT u.structure, u.code
+    SELECT d.user_id, u.structure, u.code
     FROM admin_unit u JOIN scope_crossed_down d ON u.structure = d.structure AND u.parent_code = d.code
 ),
 scope_covered AS (
-    SELECT structure, code FROM scope_native WHERE structure = :scope_structure
+    SELECT user_id, structure, code FROM scope_native
     UNION
-    SELECT structure, code FROM scope_crossed_down WHERE structure = :scope_structure
+    SELECT user_id, structure, code FROM scope_crossed_down
+),
+child_count AS (
+    SELECT structure, parent_code AS code, count(*) AS children FROM admin_unit
+    WHERE parent_code IS NOT NULL GROUP BY 1, 2
 ),
 scope_count1 AS (  -- parents of covered units, with how many of their children are covered
-    SELECT u.structure, u.parent_code AS code, count(*) AS covered
+    SELECT k.user_id, u.structure, u.parent_code AS code, count(*) AS covered
     FROM scope_covered k JOIN admin_unit u ON u.structure = k.structure AND u.code = k.code
     WHERE u.parent_code IS NOT NULL
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 ),
 scope_level1 AS (
-    SELECT structure, code FROM scope_covered
+    SELECT user_id, structure, code FROM scope_covered
     UNION
-    SELECT p.structure, p.code FROM scope_count1 p
-    WHERE p.covered = (SELECT count(*) FROM admin_unit c WHERE c.structure = p.structure AND c.parent_code = p.code)
+    SELECT p.user_id, p.structure, p.code FROM scope_count1 p JOIN child_count c USING (structure, code)
+    WHERE p.covered = c.children
 ),
 scope_count2 AS (
-    SELECT u.structure, u.parent_code AS code, count(*) AS covered
+    SELECT k.user_id, u.structure, u.parent_code AS code, count(*) AS covered
     FROM scope_level1 k JOIN admin_unit u ON u.structure = k.structure AND u.code = k.code
     WHERE u.parent_code IS NOT NULL
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 )
-SELECT code FROM scope_level1
+SELECT user_id, structure, code FROM scope_level1
 UNION
-SELECT p.code FROM scope_count2 p
-WHERE p.covered = (SELECT count(*) FROM admin_unit c WHERE c.structure = p.structure AND c.parent_code = p.code)
+SELECT p.user_id, p.structure, p.code FROM scope_count2 p JOIN child_count c USING (structure, code)
+WHERE p.covered = c.children
 """
-"""One ``SELECT code`` of every unit of ``:scope_structure`` in the scope of
-user ``:scope_user_id``. Levels are at most three deep (province, district,
-commune), so two steps up find every wholly covered ancestor."""
+"""``SELECT user_id, structure, code`` of every unit in the scope of user
+``:scope_user_id`` (every user when NULL), in both structures. Levels are at
+most three deep (province, district, commune), so two steps up find every
+wholly covered ancestor. Stored in ``user_scope_unit`` by :func:`refresh_scopes`."""
+
+SCOPE_UNITS_SQL = f"SELECT code FROM ({SCOPE_EXPANSION_SQL}) scope_all WHERE structure = :scope_structure"
+"""One ``SELECT code`` of every unit of ``:scope_structure`` in the scope (computed now)."""
 
 
-def scope_params(user_id: uuid.UUID | str, structure: Structure | str) -> dict[str, object]:
-    """The bind parameters of :data:`SCOPE_UNITS_SQL`.
+def refresh_scopes(conn: Connection, user_id: uuid.UUID | str | None = None) -> int:
+    """Store the expanded scope of one user (or of all users) in ``user_scope_unit``.
+
+    Run after a user's scope changes and after boundaries or the crosswalk
+    change (:func:`etl.boundaries.import_boundaries` and the seed do it).
+    Returns the number of (user, unit) rows stored.
+    """
+    params = {"scope_user_id": str(user_id) if user_id is not None else None}
+    conn.execute(
+        text("DELETE FROM user_scope_unit WHERE CAST(:scope_user_id AS uuid) IS NULL OR user_id = CAST(:scope_user_id AS uuid)"),
+        params,
+    )
+    return conn.execute(
+        text(f"INSERT INTO user_scope_unit (user_id, structure, code) {SCOPE_EXPANSION_SQL}"), params
+    ).rowcount
+
+
+def scope_params(user_id: uuid.UUID | str, structure: Structure | str | None = None) -> dict[str, object]:
+    """The bind parameters of the scope SQL (``structure`` only for :data:`SCOPE_UNITS_SQL`).
 
     >>> scope_params("00000000-0000-0000-0000-000000000001", Structure.v2025)["scope_structure"]
     '2025'
     """
-    return {"scope_user_id": str(user_id), "scope_structure": Structure(structure).value}
+    params: dict[str, object] = {"scope_user_id": str(user_id)}
+    if structure is not None:
+        params["scope_structure"] = Structure(structure).value
+    return params
 
 
 def scope_condition(code_column: str, structure_column: str | None = None) -> str:
-    """A WHERE condition: ``code_column`` is a unit in the user's scope.
+    """A WHERE condition: ``code_column`` is a unit in the scope of ``:scope_user_id``.
 
     Parameters
     ----------
     code_column:
         SQL expression of a unit code, e.g. ``r.assigned_commune_code``.
     structure_column:
-        SQL expression of the row's structure; when given, the row must also
-        be in ``:scope_structure`` (codes repeat across structures).
+        SQL expression of the row's structure (codes repeat across
+        structures); bind ``scope_params(user_id)``. Without it, the code is
+        looked up in ``:scope_structure``: bind ``scope_params(user_id, structure)``.
 
-    Bind :func:`scope_params` with the statement. Example::
+    The condition is an indexed lookup in ``user_scope_unit``. Example::
 
         sql = "SELECT count(*) FROM survey_record r WHERE " + scope_condition(
             "r.assigned_commune_code", "r.structure")
-        conn.execute(text(sql), scope_params(user_id, "2025"))
+        conn.execute(text(sql), scope_params(user_id))
     """
-    condition = f"{code_column} IN ({SCOPE_UNITS_SQL})"
-    if structure_column:
-        condition = f"({structure_column} = :scope_structure AND {condition})"
-    return condition
+    structure = structure_column or "CAST(:scope_structure AS text)"
+    return (f"EXISTS (SELECT 1 FROM user_scope_unit scope_u WHERE scope_u.user_id = CAST(:scope_user_id AS uuid) "
+            f"AND scope_u.structure = {structure} AND scope_u.code = {code_column})")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whose rows a query may return: those in the area scope of ``area_of``
+    (a user id), or those sent by ``own`` (a username), or both limits.
+
+    ``Reader()`` means no limit (the command line, run by an operator).
+    """
+
+    area_of: uuid.UUID | str | None = None
+    own: str | None = None
+
+    def params(self) -> dict[str, object]:
+        return {"scope_user_id": str(self.area_of) if self.area_of else None, "own_sender": self.own}
 
 
 def scope_units_select(user_id: uuid.UUID | str, structure: Structure | str):

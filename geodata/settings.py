@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     login_delay_max_seconds: float = Field(default=5.0, ge=0, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_MAX_SECONDS")
     lockout_failures: int = Field(default=5, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_FAILURES")
     lockout_minutes: int = Field(default=15, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_MINUTES")
+    # Small counts: aggregates served to these roles hide counts below k
+    # (police as statistics offices do; never below 3, which would let a
+    # count of one or two people through).
+    suppress_below_police: int = Field(default=10, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_POLICE")
+    suppress_below_leader: int = Field(default=5, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_LEADER")
+    suppress_below_planner: int = Field(default=5, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_PLANNER")
 
 
 @lru_cache

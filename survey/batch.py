@@ -18,7 +18,13 @@ import pandas as pd
 import pandera.pandas as pa
 
 from survey.definition import FORM, FormDefinition
-from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, VIETNAM_BBOX, FieldError
+from survey.schemas import (
+    CLOCK_SKEW,
+    EARLIEST_DATE,
+    TEXT_MAX_LENGTH,
+    VIETNAM_BBOX,
+    FieldError,
+)
 
 TRUE = {"true", "yes", "1", "có", "co", "x"}
 FALSE = {"false", "no", "0", "không", "khong"}

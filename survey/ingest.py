@@ -23,7 +23,7 @@ from survey.identity import MissingSecret, national_id_hash
 from survey.quarantine import canonical_json, quarantine_payload
 from survey.schemas import FieldError, validate_submission
 
-Status = Literal["created", "exists", "conflict", "rejected"]
+Status = Literal["created", "exists", "conflict", "rejected", "forbidden"]
 
 # Answers kept in their own columns (used by SQL: duplicates, maps, reports);
 # everything else the form asks goes to the ``answers`` JSON column.
@@ -129,7 +129,12 @@ e AS (
            CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
            other.structure AS other_structure, a.code AS assigned,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
-           (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date
+           (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date,
+           -- A sender with an area scope may store records whose declared or
+           -- located commune is in it (a trusted file import has none).
+           CAST(:scope_user_id AS uuid) IS NULL OR EXISTS (
+               SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid)
+               AND u.structure = st.name AND u.code IN (d.code, a.code)) AS in_scope
     FROM {source}
     LEFT JOIN boundary_structure st
            ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
@@ -149,6 +154,7 @@ c AS (
             WHEN e.declared IS NULL THEN 'commune_code'
             WHEN e.assigned IS NULL AND e.declared_geom IS NOT NULL
                  AND NOT ST_DWithin(e.declared_geom::geography, e.pt::geography, :outside_m) THEN 'location'
+            WHEN NOT e.in_scope THEN 'scope'
         END AS error_field,
         CASE
             WHEN e.structure IS NULL THEN 'no boundary structure is valid on ' || e.local_date
@@ -160,6 +166,9 @@ c AS (
                  AND NOT ST_DWithin(e.declared_geom::geography, e.pt::geography, :outside_m) THEN
                 'the GPS point is in no commune of Viet Nam and '
                 || round(ST_Distance(e.declared_geom::geography, e.pt::geography) / 1000) || ' km from the declared commune'
+            WHEN NOT e.in_scope THEN
+                'commune ' || e.declared || coalesce(' (GPS point in commune ' || e.assigned || ')', '')
+                || ' is outside the area of ' || :submitted_by
         END AS error_message
     FROM e
 ),
@@ -168,14 +177,14 @@ ins AS (
         province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
         declared_commune_code, assigned_commune_code, geom, gps_accuracy_m, accuracy_flag, location_mismatch,
         mismatch_distance_m, mock_location, consent, id_hash, full_name, name_folded, birth_year, sex,
-        departure_date, market, recruiter_licence, answers, payload_hash)
+        departure_date, market, recruiter_licence, answers, payload_hash, submitted_by)
     SELECT province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
            declared, assigned, pt, accuracy, coalesce(accuracy > :accuracy_limit, false),
            assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL,
            CASE WHEN assigned IS DISTINCT FROM declared AND declared_geom IS NOT NULL
                 THEN ST_Distance(declared_geom::geography, pt::geography) END,
            coalesce(mock_location, false), true, id_hash, full_name, la_fold(full_name), birth_year, sex,
-           departure_date, market, recruiter_licence, jsonb_strip_nulls(answers), payload_hash
+           departure_date, market, recruiter_licence, jsonb_strip_nulls(answers), payload_hash, :submitted_by
     FROM c WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
@@ -222,10 +231,22 @@ ON CONFLICT DO NOTHING
 STORE_FROM_JSON = text(STORE_SQL.format(source=f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"))
 
 
-def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | None = None) -> list[Any]:
+@dataclass(frozen=True)
+class Sender:
+    """Who sends submissions: the name stored with each record, and whose area scope limits them.
+
+    ``scope_user_id=None`` (a file imported by an operator) stores anywhere.
+    """
+
+    name: str
+    scope_user_id: str | None = None
+
+
+def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | None = None, sender: Sender | None = None) -> list[Any]:
     """Run the set-based check-and-insert on rows (or on ``source_sql``)."""
     st = get_settings()
-    params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m, "secret": server_secret()}
+    params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m, "secret": server_secret(),
+              "submitted_by": sender.name if sender else None, "scope_user_id": sender.scope_user_id if sender else None}
     if source_sql is None:
         params["rows"] = json.dumps(rows, ensure_ascii=False, default=str)
     statement = STORE_FROM_JSON if source_sql is None else text(STORE_SQL.format(source=source_sql))
@@ -249,12 +270,14 @@ def ingest(
     file_name: str | None = None,
     defn: FormDefinition = FORM,
     now: dt.datetime | None = None,
+    sender: Sender | None = None,
 ) -> list[Outcome]:
     """Validate and store submissions in the caller's transaction; one outcome per item.
 
     ``created``: stored now. ``exists``: the same payload was stored before
     (nothing new). ``conflict``: another payload holds this ``instance_id``.
-    ``rejected``: quarantined, with every reason.
+    ``rejected``: quarantined, with every reason. ``forbidden``: outside the
+    sender's area scope; quarantined too, for an officer of that area.
     """
     outcomes: list[Outcome | None] = [None] * len(items)
     rows: list[dict[str, Any]] = []
@@ -274,12 +297,13 @@ def ingest(
             seen[iid] = canonical_json(row | {"n": 0})
             rows.append(row)
             continue
-        outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn)
+        outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn, sender)
     created: list[str] = []
-    for r in store_rows(conn, rows) if rows else []:
+    for r in store_rows(conn, rows, sender=sender) if rows else []:
         item = items[r.n]
         if r.error_field:
-            outcomes[r.n] = _reject(conn, item, [{"field": r.error_field, "message": r.error_message}], source, file_name, defn)
+            outcomes[r.n] = _reject(conn, item, [{"field": r.error_field, "message": r.error_message}], source, file_name, defn,
+                                    sender, "forbidden" if r.error_field == "scope" else "rejected")
         elif r.inserted:
             outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number)
             created.append(r.instance_id)
@@ -293,10 +317,11 @@ def ingest(
     return [o for o in outcomes if o is not None]
 
 
-def _reject(conn: Connection, item: Incoming, reasons: list[dict[str, str]], source: str, file_name: str | None, defn: FormDefinition) -> Outcome:
+def _reject(conn: Connection, item: Incoming, reasons: list[dict[str, str]], source: str, file_name: str | None,
+            defn: FormDefinition, sender: Sender | None, status: Status = "rejected") -> Outcome:
     qid = quarantine_payload(
         conn, source=source, payload_text=item.text, payload=item.payload, reasons=reasons,
-        file_name=file_name, row_number=item.row_number, defn=defn,
+        file_name=file_name, row_number=item.row_number, defn=defn, submitted_by=sender.name if sender else None,
     )
     iid = item.payload.get("instance_id") if isinstance(item.payload, dict) else None
-    return Outcome("rejected", str(iid) if iid is not None else None, reasons, qid, item.row_number)
+    return Outcome(status, str(iid) if iid is not None else None, reasons, qid, item.row_number)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from defusedxml import ElementTree as SafeET  # a dependency of pyxform: no entity expansion, no DTDs
+from defusedxml import (
+    ElementTree as SafeET,  # a dependency of pyxform: no entity expansion, no DTDs
+)
 
 from survey.definition import FORM, FormDefinition
 from survey.xlsform import xform_xml

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geodata.scopes import Reader
 from survey.definition import FORM, FormDefinition
 
 
@@ -63,6 +64,14 @@ class Rejected:
     reasons: list[dict[str, str]]
     file_name: str | None = None
     row_number: int | None = None
+    submitted_by: str | None = None
+
+
+def declared_commune(payload: Any) -> str | None:
+    """The commune code a payload names, if it looks like one (so officers of that area see it)."""
+    code = payload.get("commune_code") if isinstance(payload, dict) else None
+    code = str(code).strip() if isinstance(code, (str, int)) else ""
+    return code if code.isdigit() and len(code) <= 10 else None
 
 
 def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefinition = FORM) -> list[int]:
@@ -91,6 +100,7 @@ def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefini
             "payload_text": payload_text,
             "payload_hash": payload_hash(f"{r.source}\n{r.file_name}\n{r.row_number}\n{payload_text}"),
             "reasons": r.reasons, "personal_removed": personal_removed,
+            "submitted_by": r.submitted_by, "commune_code": declared_commune(r.payload),
         })
     if not rows:
         return []
@@ -106,7 +116,7 @@ QUARANTINE_SQL = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         n int, source text, file_name text, row_number int, instance_id text, payload_text text,
-        payload_hash text, reasons jsonb, personal_removed boolean)
+        payload_hash text, reasons jsonb, personal_removed boolean, submitted_by text, commune_code text)
 ),
 old AS (
     SELECT DISTINCT ON (r.n) r.n, q.id FROM r JOIN submission_quarantine q
@@ -114,8 +124,9 @@ old AS (
 ),
 new AS (
     INSERT INTO submission_quarantine (source, file_name, row_number, instance_id, payload_text, payload_hash,
-                                       reasons, personal_removed)
-    SELECT source, file_name, row_number, instance_id, payload_text, payload_hash, reasons, personal_removed
+                                       reasons, personal_removed, submitted_by, commune_code)
+    SELECT source, file_name, row_number, instance_id, payload_text, payload_hash, reasons, personal_removed,
+           submitted_by, commune_code
     FROM r WHERE r.n NOT IN (SELECT n FROM old) ORDER BY r.n
     RETURNING id, payload_hash
 )
@@ -136,21 +147,37 @@ def quarantine_payload(
     file_name: str | None = None,
     row_number: int | None = None,
     defn: FormDefinition = FORM,
+    submitted_by: str | None = None,
 ) -> int:
     """Store one rejected payload (see :func:`quarantine_rows`); return its quarantine id."""
-    (qid,) = quarantine_rows(conn, [Rejected(source, payload_text, payload, reasons, file_name, row_number)], defn)
+    (qid,) = quarantine_rows(conn, [Rejected(source, payload_text, payload, reasons, file_name, row_number, submitted_by)], defn)
     return qid
 
 
-def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Quarantined payloads, newest first."""
+# An officer sees the payloads that name a commune of its area; a payload
+# naming no known commune is seen by officers whose area is the whole country.
+QUARANTINE_READER_CONDITION = """
+    (CAST(:scope_user_id AS uuid) IS NULL
+     OR EXISTS (SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid) AND u.code = q.commune_code)
+     OR (NOT EXISTS (SELECT 1 FROM admin_unit a WHERE a.code = q.commune_code AND a.level = 'commune')
+         AND NOT EXISTS (SELECT 1 FROM admin_unit p WHERE p.structure = '2025' AND p.level = 'province'
+                         AND NOT EXISTS (SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid)
+                                         AND u.structure = p.structure AND u.code = p.code))))
+    AND (CAST(:own_sender AS text) IS NULL OR q.submitted_by = :own_sender)
+"""
+
+
+def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, offset: int = 0,
+                    reader: Reader = Reader()) -> list[dict[str, Any]]:
+    """Quarantined payloads ``reader`` may see, newest first."""
     rows = conn.execute(
         text(
-            """SELECT id, received_at, source, file_name, row_number, instance_id, payload_text, reasons,
-                      personal_removed, status, resolved_instance_id
-               FROM submission_quarantine WHERE status = :status ORDER BY id DESC LIMIT :limit OFFSET :offset"""
+            f"""SELECT id, received_at, source, file_name, row_number, instance_id, payload_text, reasons,
+                       personal_removed, status, resolved_instance_id, commune_code, submitted_by
+                FROM submission_quarantine q WHERE status = :status AND {QUARANTINE_READER_CONDITION}
+                ORDER BY id DESC LIMIT :limit OFFSET :offset"""
         ),
-        {"status": status, "limit": limit, "offset": offset},
+        {"status": status, "limit": limit, "offset": offset, **reader.params()},
     ).mappings()
     return [
         {**r, "received_at": r["received_at"].isoformat(), "resolved_instance_id": str(r["resolved_instance_id"]) if r["resolved_instance_id"] else None}
@@ -158,9 +185,12 @@ def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, of
     ]
 
 
-def quarantine_status(conn: Connection, quarantine_id: int) -> str | None:
-    """The status of a quarantined payload, or None if there is no such id."""
-    return conn.execute(text("SELECT status FROM submission_quarantine WHERE id = :id"), {"id": quarantine_id}).scalar()
+def quarantine_status(conn: Connection, quarantine_id: int, reader: Reader = Reader()) -> str | None:
+    """The status of a quarantined payload, or None if there is no such id (that ``reader`` may see)."""
+    return conn.execute(
+        text(f"SELECT status FROM submission_quarantine q WHERE id = :id AND {QUARANTINE_READER_CONDITION}"),
+        {"id": quarantine_id, **reader.params()},
+    ).scalar()
 
 
 def resolve_quarantine(conn: Connection, quarantine_id: int, instance_id: str) -> None:

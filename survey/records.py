@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geodata.scopes import Reader, scope_condition
+
 REVIEW_STATES = ("received", "approved", "has_issues", "rejected")
 
 RECORD_SQL = """
@@ -21,6 +23,16 @@ FROM survey_record r
 """
 
 
+# A record belongs to the area of its declared commune and of the commune
+# its GPS point fell in: officers of either see it.
+READER_CONDITION = f"""
+    (CAST(:scope_user_id AS uuid) IS NULL
+     OR {scope_condition("r.declared_commune_code", "r.structure")}
+     OR {scope_condition("r.assigned_commune_code", "r.structure")})
+    AND (CAST(:own_sender AS text) IS NULL OR r.submitted_by = :own_sender)
+"""
+
+
 def _jsonable(row: Any) -> dict[str, Any]:
     out = dict(row)
     for k, v in out.items():
@@ -29,18 +41,20 @@ def _jsonable(row: Any) -> dict[str, Any]:
     return out
 
 
-def get_record(conn: Connection, instance_id: str) -> dict[str, Any] | None:
-    """One record with its review state and probable duplicates (personal data: officer use)."""
-    row = conn.execute(text(RECORD_SQL + " WHERE r.instance_id = CAST(:i AS uuid)"), {"i": instance_id}).mappings().first()
+def get_record(conn: Connection, instance_id: str, reader: Reader = Reader()) -> dict[str, Any] | None:
+    """One record with its review state and probable duplicates, if ``reader`` may see it (personal data)."""
+    row = conn.execute(
+        text(RECORD_SQL + f" WHERE r.instance_id = CAST(:i AS uuid) AND {READER_CONDITION}"), {"i": instance_id, **reader.params()}
+    ).mappings().first()
     return _jsonable(row) if row else None
 
 
 def list_records(
     conn: Connection, *, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
-    duplicates_only: bool = False, limit: int = 100, offset: int = 0,
+    duplicates_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader = Reader(),
 ) -> list[dict[str, Any]]:
-    """Records, newest first, filtered by review state, kind, commune or duplicate links."""
-    where, params = ["true"], {"limit": limit, "offset": offset}
+    """Records ``reader`` may see, newest first, filtered by review state, kind, commune or duplicate links."""
+    where, params = [READER_CONDITION], {"limit": limit, "offset": offset, **reader.params()}
     if review_status:
         where.append("r.review_status = :rs")
         params["rs"] = review_status
@@ -56,16 +70,17 @@ def list_records(
     return [_jsonable(r) for r in conn.execute(text(sql), params).mappings()]
 
 
-def review_record(conn: Connection, instance_id: str, status: str, comment: str | None, reviewer: str) -> bool:
-    """Move a record to a review state with a comment; False if no such record."""
+def review_record(conn: Connection, instance_id: str, status: str, comment: str | None, reviewer: str,
+                  reader: Reader = Reader()) -> bool:
+    """Move a record to a review state with a comment; False if no such record (that ``reader`` may see)."""
     if status not in REVIEW_STATES:
         raise ValueError(f"review status must be one of {', '.join(REVIEW_STATES)}")
     return bool(
         conn.execute(
             text(
-                """UPDATE survey_record SET review_status = :s, review_comment = :c, reviewed_by = :by, reviewed_at = now()
-                   WHERE instance_id = CAST(:i AS uuid)"""
+                f"""UPDATE survey_record r SET review_status = :s, review_comment = :c, reviewed_by = :by, reviewed_at = now()
+                    WHERE r.instance_id = CAST(:i AS uuid) AND {READER_CONDITION}"""
             ),
-            {"s": status, "c": comment, "by": reviewer, "i": instance_id},
+            {"s": status, "c": comment, "by": reviewer, "i": instance_id, **reader.params()},
         ).rowcount
     )

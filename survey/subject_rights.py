@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geodata.scopes import Reader
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hash
-from survey.records import get_record
+from survey.quarantine import QUARANTINE_READER_CONDITION
+from survey.records import READER_CONDITION, get_record
 
 
 def _personal_answer_keys(defn: FormDefinition) -> list[str]:
@@ -23,7 +25,7 @@ def _personal_answer_keys(defn: FormDefinition) -> list[str]:
 
 # One statement for erasure and purge; {where} selects the records.
 ANONYMISE_SQL = """
-UPDATE survey_record SET
+UPDATE survey_record r SET
     full_name = NULL, name_folded = NULL, id_hash = NULL, birth_year = NULL, sex = NULL,
     geom = NULL, answers = answers - CAST(:personal_keys AS text[]), anonymised_at = now()
 WHERE anonymised_at IS NULL AND {where}
@@ -31,14 +33,20 @@ RETURNING instance_id::text
 """
 
 
-def export_person(conn: Connection, national_id: str) -> dict[str, Any]:
-    """Every record and quarantined payload that holds this person's ID (for the person, on request)."""
+def export_person(conn: Connection, national_id: str, reader: Reader = Reader()) -> dict[str, Any]:
+    """Every record and quarantined payload that holds this person's ID (for the person, on request).
+
+    Limited to what ``reader`` may see: an officer exports what its area holds.
+    """
     digest = national_id_hash(national_id)
-    ids = conn.execute(text("SELECT instance_id::text FROM survey_record WHERE id_hash = :h ORDER BY collected_at"), {"h": digest}).scalars().all()
+    ids = conn.execute(
+        text(f"SELECT r.instance_id::text FROM survey_record r WHERE r.id_hash = :h AND {READER_CONDITION} ORDER BY r.collected_at"),
+        {"h": digest, **reader.params()},
+    ).scalars().all()
     quarantined = conn.execute(
-        text("""SELECT id, received_at, source, file_name, row_number, payload_text, reasons FROM submission_quarantine
-                WHERE strpos(payload_text, :marker) > 0 ORDER BY id"""),
-        {"marker": f"hmac:{digest}"},
+        text(f"""SELECT id, received_at, source, file_name, row_number, payload_text, reasons FROM submission_quarantine q
+                 WHERE strpos(payload_text, :marker) > 0 AND {QUARANTINE_READER_CONDITION} ORDER BY id"""),
+        {"marker": f"hmac:{digest}", **reader.params()},
     ).mappings().all()
     return {
         "records": [get_record(conn, i) for i in ids],
@@ -46,16 +54,20 @@ def export_person(conn: Connection, national_id: str) -> dict[str, Any]:
     }
 
 
-def erase_person(conn: Connection, national_id: str, defn: FormDefinition = FORM) -> dict[str, list[str]]:
-    """Anonymise this person's records and blank their quarantined payloads; returns what was touched."""
+def erase_person(conn: Connection, national_id: str, defn: FormDefinition = FORM, reader: Reader = Reader()) -> dict[str, list[str]]:
+    """Anonymise this person's records and blank their quarantined payloads; returns what was touched.
+
+    Limited to what ``reader`` may see: an officer erases what its area holds.
+    """
     digest = national_id_hash(national_id)
     records = conn.execute(
-        text(ANONYMISE_SQL.format(where="id_hash = :h")), {"h": digest, "personal_keys": _personal_answer_keys(defn)}
+        text(ANONYMISE_SQL.format(where=f"r.id_hash = :h AND {READER_CONDITION}")),
+        {"h": digest, "personal_keys": _personal_answer_keys(defn), **reader.params()},
     ).scalars().all()
     quarantine = conn.execute(
-        text("""UPDATE submission_quarantine SET payload_text = '[erased on request of the person]', personal_removed = true
-                WHERE strpos(payload_text, :marker) > 0 RETURNING id"""),
-        {"marker": f"hmac:{digest}"},
+        text(f"""UPDATE submission_quarantine q SET payload_text = '[erased on request of the person]', personal_removed = true
+                 WHERE strpos(payload_text, :marker) > 0 AND {QUARANTINE_READER_CONDITION} RETURNING id"""),
+        {"marker": f"hmac:{digest}", **reader.params()},
     ).scalars().all()
     return {"records": list(records), "quarantine": [str(q) for q in quarantine]}
 
@@ -66,7 +78,7 @@ def purge_older_than(conn: Connection, years: int, defn: FormDefinition = FORM) 
         raise ValueError("--older-than must be at least 1 year")
     return list(
         conn.execute(
-            text(ANONYMISE_SQL.format(where="collected_at < now() - make_interval(years => :years)")),
+            text(ANONYMISE_SQL.format(where="r.collected_at < now() - make_interval(years => :years)")),
             {"years": years, "personal_keys": _personal_answer_keys(defn)},
         ).scalars()
     )

@@ -135,14 +135,69 @@ def fresh(server: Server) -> Iterator[Engine]:
     server.drop_database(url)
 
 
+class Accounts:
+    """Test accounts in the seeded database, made once per session and reused.
+
+    ``headers(role, scope, structure)`` gives the Authorization header of a
+    user with that role and area (created on first use).
+    """
+
+    PASSWORD = "correct horse battery staple"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: dict[tuple, object] = {}
+
+    def user(self, role: str, scope: tuple[str, ...] = ("all",), structure: str = "2025"):
+        from types import SimpleNamespace
+
+        from api.security import create_user
+
+        key = (role, tuple(scope), structure)
+        if key not in self.made:
+            name = f"t-{role[:6]}-{secrets.token_hex(3)}"
+            with db.use_database(self.url).begin() as conn:
+                uid = create_user(conn, name, self.PASSWORD, role, list(scope), structure)
+            self.made[key] = SimpleNamespace(id=uid, name=name, role=role, password=self.PASSWORD)
+        return self.made[key]
+
+    def headers(self, role: str, scope: tuple[str, ...] = ("all",), structure: str = "2025") -> dict[str, str]:
+        from api.security import create_access_token
+
+        u = self.user(role, scope, structure)
+        token, _ = create_access_token(u.id, role, minutes=240)
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def accounts(seeded_url: str) -> Accounts:
+    return Accounts(seeded_url)
+
+
 @pytest.fixture
-def client(seeded: Engine):
+def client(seeded: Engine, accounts: Accounts):
+    """A test client signed in as an officer of the whole country, stating a purpose.
+
+    Pass ``headers=accounts.headers(role, scope)`` to a request to act as someone else.
+    """
     from fastapi.testclient import TestClient
 
     from api.main import create_app
 
     # Tests read personal records for a stated purpose, as officers must.
-    with TestClient(create_app(), headers={"X-Purpose": "automated test"}) as c:
+    headers = {"X-Purpose": "automated test", **accounts.headers("officer")}
+    with TestClient(create_app(), headers=headers) as c:
+        yield c
+
+
+@pytest.fixture
+def anonymous_client(seeded: Engine):
+    """A test client with no credentials."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app()) as c:
         yield c
 
 

@@ -18,7 +18,7 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def accounts(seeded):
+def people(seeded):
     suffix = uuid.uuid4().hex[:8]
     names = {"officer": f"officer_{suffix}", "admin": f"admin_{suffix}"}
     with seeded.begin() as conn:
@@ -33,8 +33,8 @@ def token(client, username):
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def test_personal_routes_require_a_purpose(seeded, commune):
-    with TestClient(create_app()) as bare:
+def test_personal_routes_require_a_purpose(seeded, commune, accounts):
+    with TestClient(create_app(), headers=accounts.headers("officer")) as bare:
         p = aspirant(commune)
         assert bare.post("/api/v1/submissions", json=p).status_code == 201  # sending is not reading
         for url in (f"/api/v1/submissions/{p['instance_id']}", "/api/v1/submissions", "/api/v1/quarantine"):
@@ -43,17 +43,17 @@ def test_personal_routes_require_a_purpose(seeded, commune):
             assert bare.get(url, headers={"X-Purpose": "  "}).status_code == 422
 
 
-def test_each_personal_read_writes_who_when_route_purpose_and_ids(client, seeded, commune, accounts):
+def test_each_personal_read_writes_who_when_route_purpose_and_ids(client, seeded, commune, people):
     p = aspirant(commune)
     client.post("/api/v1/submissions", json=p)
-    headers = token(client, accounts["officer"]) | {"X-Purpose": quote("kiểm tra phiếu trùng")}
+    headers = token(client, people["officer"]) | {"X-Purpose": quote("kiểm tra phiếu trùng")}
     assert client.get(f"/api/v1/submissions/{p['instance_id']}", headers=headers).status_code == 200
     # Vietnamese text can also come as a parameter.
     listed = client.get("/api/v1/submissions", params={"limit": 5, "purpose": "kiểm tra phiếu trùng"}, headers=headers).json()
     with seeded.connect() as conn:
         rows = conn.execute(
             text("SELECT actor, role, method, route, purpose, record_ids FROM audit_log WHERE actor = :a ORDER BY id"),
-            {"a": accounts["officer"]},
+            {"a": people["officer"]},
         ).all()
     assert [(r.method, r.route, r.purpose, r.role) for r in rows] == [
         ("GET", f"/api/v1/submissions/{p['instance_id']}", "kiểm tra phiếu trùng", "officer"),
@@ -74,12 +74,13 @@ def test_the_audit_log_is_append_only(seeded, client, commune):
         assert conn.execute(text("SELECT count(*) FROM audit_log WHERE purpose = 'automated test'")).scalar() > 0
 
 
-def test_admins_query_the_log_others_cannot(client, commune, accounts):
+def test_admins_query_the_log_others_cannot(client, anonymous_client, commune, people, accounts):
     p = aspirant(commune)
     client.post("/api/v1/submissions", json=p)
     client.get(f"/api/v1/submissions/{p['instance_id']}")
-    admin = token(client, accounts["admin"])
+    admin = token(client, people["admin"])
     rows = client.get("/api/v1/admin/audit", params={"record_id": p["instance_id"]}, headers=admin).json()
-    assert len(rows) == 1 and rows[0]["actor"] == "anonymous" and rows[0]["purpose"] == "automated test"
-    assert client.get("/api/v1/admin/audit", headers=token(client, accounts["officer"])).status_code == 403
-    assert client.get("/api/v1/admin/audit").status_code == 401
+    officer = accounts.user("officer")
+    assert len(rows) == 1 and rows[0]["actor"] == officer.name and rows[0]["purpose"] == "automated test"
+    assert client.get("/api/v1/admin/audit", headers=token(client, people["officer"])).status_code == 403
+    assert anonymous_client.get("/api/v1/admin/audit").status_code == 401

@@ -15,12 +15,23 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
-from sqlalchemy import select, table, column, text
+from sqlalchemy import column, select, table, text
 from typer.testing import CliRunner
 
 from api import cli, security
-from api.security import Role, create_access_token, create_user, disable_user, failed_login_delay
-from geodata.scopes import scope_condition, scope_params, scope_units, scope_units_select
+from api.security import (
+    Role,
+    create_access_token,
+    create_user,
+    disable_user,
+    failed_login_delay,
+)
+from geodata.scopes import (
+    scope_condition,
+    scope_params,
+    scope_units,
+    scope_units_select,
+)
 from geodata.settings import get_settings
 
 PASSWORD = "correct horse battery staple"
@@ -44,6 +55,12 @@ def users(seeded):
     yield make
     with seeded.begin() as conn:
         conn.execute(text("DELETE FROM app_user WHERE username LIKE :p"), {"p": PREFIX + "%"})
+
+
+@pytest.fixture
+def client(anonymous_client):
+    """These tests sign in themselves."""
+    return anonymous_client
 
 
 @pytest.fixture
@@ -414,10 +431,14 @@ def test_scope_condition_runs_inside_a_where_clause(users, seeded):
     with seeded.connect() as conn:
         u = users("officer", scope=("42",), structure="pre2025")
         expected = {c for c in scope_units(conn, u.id, "2025")}
-        sql = ("SELECT a.code FROM admin_unit a WHERE a.level = 'commune' AND "
+        sql = ("SELECT a.structure, a.code FROM admin_unit a WHERE a.level = 'commune' AND "
                + scope_condition("a.code", "a.structure"))
-        communes = set(conn.execute(text(sql), scope_params(u.id, "2025")).scalars())
-        assert communes == expected - {"42"}
+        pairs = set(conn.execute(text(sql), scope_params(u.id)).all())
+        assert {c for s, c in pairs if s == "2025"} == expected - {"42"}
+        old = scope_units(conn, u.id, "pre2025")
+        assert {c for s, c in pairs if s == "pre2025"} == {c for c in old if len(c) == 5}
+        sql = "SELECT a.code FROM admin_unit a WHERE a.structure = '2025' AND a.level = 'commune' AND " + scope_condition("a.code")
+        assert set(conn.execute(text(sql), scope_params(u.id, "2025")).scalars()) == expected - {"42"}
         unit = table("admin_unit", column("structure"), column("code"), column("level"))
         core = select(unit.c.code).where(unit.c.structure == "2025", unit.c.level == "province",
                                          unit.c.code.in_(scope_units_select(u.id, "2025")))

@@ -6,8 +6,8 @@ from geodata import migrate
 from tests.conftest import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
-          "app_user", "user_scope", "refresh_token"}
-HEAD = "0005"
+          "app_user", "user_scope", "user_scope_unit", "refresh_token"}
+HEAD = "0006"
 
 
 def tables(conn) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -9,6 +10,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
+import pytest
 from sqlalchemy import text
 
 from survey.definition import FORM, Field
@@ -81,11 +83,26 @@ def instance_xml(values: dict, xform: str | None = None) -> bytes:
     return ("<?xml version='1.0' ?>" + head + body + f"</{name}>").encode("utf-8")
 
 
-def post_odk(client, xml: bytes, *, attachment: bool = True):
+def basic(username: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+COLLECT_AUTH: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def collect_account(accounts):
+    """ODK Collect signs in with HTTP Basic as a surveyor (of the whole country, for these tests)."""
+    u = accounts.user("surveyor")
+    COLLECT_AUTH.update(basic(u.name, u.password))
+    return u
+
+
+def post_odk(client, xml: bytes, *, attachment: bool = True, auth: dict[str, str] | None = None):
     files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
     if attachment:
         files.append(("1718000000000.jpg", ("1718000000000.jpg", JPEG, "image/jpeg")))
-    return client.post("/openrosa/submission", files=files, headers=ODK_HEADERS)
+    return client.post("/openrosa/submission", files=files, headers=ODK_HEADERS | (COLLECT_AUTH if auth is None else auth))
 
 
 def message(response) -> tuple[str | None, str]:
@@ -215,8 +232,10 @@ def test_the_xlsform_downloads_with_vietnamese_labels(client):
     assert dict(zip(settings[0], settings[1]))["default_language"] == VI
 
 
-def test_head_submission(client):
-    r = client.head("/openrosa/submission", headers=ODK_HEADERS)
+def test_head_submission(anonymous_client):
+    challenge = anonymous_client.head("/openrosa/submission", headers=ODK_HEADERS)
+    assert challenge.status_code == 401 and challenge.headers["www-authenticate"].startswith("Basic ")
+    r = anonymous_client.head("/openrosa/submission", headers=ODK_HEADERS | COLLECT_AUTH)
     assert r.status_code == 204
     assert r.headers["X-OpenRosa-Version"] == "1.0"
     assert int(r.headers["X-OpenRosa-Accept-Content-Length"]) > 1_000_000
@@ -299,8 +318,32 @@ def test_malformed_and_foreign_documents_are_quarantined(client, seeded):
 
 
 def test_a_post_without_the_instance_is_400(client):
-    r = client.post("/openrosa/submission", files={"photo.jpg": ("photo.jpg", JPEG, "image/jpeg")}, headers=ODK_HEADERS)
+    r = client.post("/openrosa/submission", files={"photo.jpg": ("photo.jpg", JPEG, "image/jpeg")}, headers=ODK_HEADERS | COLLECT_AUTH)
     assert r.status_code == 400 and r.headers["X-OpenRosa-Version"] == "1.0"
     assert message(r)[0] == "error" and "xml_submission_file" in message(r)[1]
-    r = client.post("/openrosa/submission", content=b"<x/>", headers=ODK_HEADERS | {"content-type": "text/xml"})
+    r = client.post("/openrosa/submission", content=b"<x/>", headers=ODK_HEADERS | COLLECT_AUTH | {"content-type": "text/xml"})
     assert r.status_code == 400 and r.headers["X-OpenRosa-Version"] == "1.0"
+
+
+def test_collect_must_sign_in_and_stays_inside_its_area(anonymous_client, accounts, commune, seeded):
+    values = answers(commune)
+    xml = instance_xml(values)
+    iid = values["instanceID"].removeprefix("uuid:")
+    unsigned = post_odk(anonymous_client, xml, auth={})
+    assert unsigned.status_code == 401 and unsigned.headers["www-authenticate"].startswith("Basic ")
+    surveyor = accounts.user("surveyor", (commune["code"],))
+    wrong = post_odk(anonymous_client, xml, auth=basic(surveyor.name, "not the password"))
+    assert wrong.status_code == 401 and count(seeded, iid) == 0
+    police = accounts.user("police_analyst")
+    assert post_odk(anonymous_client, xml, auth=basic(police.name, police.password)).status_code == 403
+    # A surveyor of one commune cannot store a record of another: kept in quarantine instead.
+    elsewhere = accounts.user("surveyor", (commune["other"]["code"],))
+    refused = post_odk(anonymous_client, xml, auth=basic(elsewhere.name, elsewhere.password))
+    assert refused.status_code == 403 and "outside the area" in message(refused)[1]
+    assert count(seeded, iid) == 0
+    with seeded.connect() as conn:
+        assert conn.execute(text("SELECT submitted_by FROM submission_quarantine WHERE instance_id = :i"), {"i": iid}).scalar() == elsewhere.name
+    stored = post_odk(anonymous_client, xml, auth=basic(surveyor.name, surveyor.password))
+    assert stored.status_code == 201 and count(seeded, iid) == 1
+    with seeded.connect() as conn:
+        assert conn.execute(text("SELECT submitted_by FROM survey_record WHERE instance_id = :i"), {"i": iid}).scalar() == surveyor.name

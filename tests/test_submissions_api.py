@@ -190,7 +190,7 @@ def test_batch_reports_each_outcome(client, commune):
     r = client.post("/api/v1/submissions/batch", json=[*good, bad, good[0], dict(good[1], birth_year=1980)])
     assert r.status_code == 200
     body = r.json()
-    assert body["counts"] == {"created": 3, "exists": 1, "conflict": 1, "rejected": 1}
+    assert body["counts"] == {"created": 3, "exists": 1, "conflict": 1, "rejected": 1, "forbidden": 0}
     assert [x["status"] for x in body["results"]] == ["created", "created", "created", "rejected", "exists", "conflict"]
     assert client.post("/api/v1/submissions/batch", json=[good[0]] * 1001).status_code == 413
     assert client.post("/api/v1/submissions/batch", json={"not": "a list"}).status_code == 422

@@ -67,13 +67,29 @@ def wait_for_records(engine, surveyor: str, n: int, timeout: float = 60) -> list
         time.sleep(0.5)
 
 
-def open_form(page, base: str, commune: dict, path: str = "/survey") -> list[str]:
+@pytest.fixture
+def surveyor(accounts):
+    """A surveyor of Hà Tĩnh (2025 province 42), where the test commune is."""
+    return accounts.user("surveyor", ("42",))
+
+
+def sign_in(page, account) -> None:
+    page.fill('#signin input[name="username"]', account.name)
+    page.fill('#signin input[name="password"]', account.password)
+    page.click('#signin button[type="submit"]')
+    page.locator("#who", has_text=account.name).wait_for(timeout=20000)
+
+
+def open_form(page, base: str, commune: dict, path: str = "/survey", account=None) -> list[str]:
+    """Open the form (and sign in as ``account`` if given); returns the list page errors are added to."""
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.context.grant_permissions(["geolocation"], origin=base)
     page.context.set_geolocation({"latitude": commune["lat"], "longitude": commune["lon"], "accuracy": 12})
     page.goto(base + path)
     page.locator("body.ready").wait_for(timeout=20000)
+    if account is not None:
+        sign_in(page, account)
     return errors
 
 
@@ -157,10 +173,11 @@ def test_page_spec_and_service_worker_are_served(client):
 # -- in the browser -------------------------------------------------------------------------------
 
 
-def test_submit_one_form_with_a_vietnamese_name(live_server, browser_page, commune, seeded):
+def test_submit_one_form_with_a_vietnamese_name(live_server, browser_page, commune, seeded, surveyor):
     page = browser_page
+    account = surveyor
     surveyor = f"Lê Văn Khảo {uuid.uuid4().hex[:8]}"
-    errors = open_form(page, live_server, commune)
+    errors = open_form(page, live_server, commune, account=account)
     assert "null" not in page.inner_text("#fields") and "undefined" not in page.inner_text("#fields")
     shot(page, "1-empty")
     fill_aspirant(page, commune, surveyor=surveyor, name="Nguyễn Thị Hồng Nhung")
@@ -220,12 +237,13 @@ def test_client_side_validation_shows_messages_and_sends_nothing(live_server, br
     assert errors == []
 
 
-def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_page, commune, seeded):
+def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_page, commune, seeded, surveyor):
     page = browser_page
+    account = surveyor
     surveyor = f"Hoàng Thị Mạng {uuid.uuid4().hex[:8]}"
     # A phone whose browser has no crypto.randomUUID (old, or not a secure context): the fallback makes the ids.
     page.add_init_script("Object.defineProperty(Crypto.prototype, 'randomUUID', {value: undefined})")
-    errors = open_form(page, live_server, commune)
+    errors = open_form(page, live_server, commune, account=account)
     unsent(page, 0)
     page.fill("#f-surveyor", surveyor)
     pick_commune(page, commune)  # online: the communes seen are kept for offline use
@@ -253,8 +271,14 @@ def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_pa
         assert p["location"]["accuracy"] == 12 and "mock_location" not in p and "return_date" not in p
     time.sleep(2)
     assert records_of(seeded, surveyor) == []
+    # Days pass offline: the access token expires; the refresh token renews it when the signal returns.
+    before = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
+    page.evaluate("""() => { const s = JSON.parse(localStorage.getItem('labourAtlas.survey.session'));
+                             s.access_until = 0; localStorage.setItem('labourAtlas.survey.session', JSON.stringify(s)); }""")
     page.context.set_offline(False)
     rows = wait_for_records(seeded, surveyor, 2)
+    after = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
+    assert after["refresh"] != before["refresh"] and after["access"] != before["access"]  # renewed, rotated
     assert sorted(r["full_name"] for r in rows) == ["Nguyễn Thị Hồng Nhung", "Đặng Văn Hải"]
     unsent(page, 0)
     time.sleep(1.5)
@@ -330,11 +354,12 @@ def test_english_labels(live_server, browser_page, commune):
 
 
 def test_server_answers_conflict_and_rejection_are_shown_and_a_rejected_form_can_be_corrected(
-    live_server, browser_page, commune, seeded
+    live_server, browser_page, commune, seeded, surveyor, accounts
 ):
     import httpx
 
     page = browser_page
+    account = surveyor
     surveyor = f"Vũ Văn Sửa {uuid.uuid4().hex[:8]}"
     now = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
 
@@ -346,10 +371,11 @@ def test_server_answers_conflict_and_rejection_are_shown_and_a_rejected_form_can
                 "sector": "manufacturing"} | over
 
     stored = payload()
-    assert httpx.post(live_server + "/api/v1/submissions", json=stored).status_code == 201
+    auth = accounts.headers("surveyor", ("42",))
+    assert httpx.post(live_server + "/api/v1/submissions", json=stored, headers=auth).status_code == 201
     conflicting = dict(stored, birth_year=2001)  # same instance_id, another answer
     unknown_commune = payload(full_name="Mùa A Dính", commune_code="99999")  # only the server can tell
-    errors = open_form(page, live_server, commune)
+    errors = open_form(page, live_server, commune, account=account)
     page.evaluate(
         "q => localStorage.setItem('labourAtlas.survey.queue', JSON.stringify(q))",
         [{"id": p["instance_id"], "url": "/api/v1/submissions", "payload": p, "who": p["full_name"]} for p in (conflicting, unknown_commune)],
@@ -398,4 +424,38 @@ def test_a_half_filled_form_survives_a_reload(live_server, browser_page, commune
     assert page.input_value("#f-full_name") == "Hà Văn Thắng" and page.is_checked('input[name="skills_gained"][value="welding"]')
     assert page.locator("#f-return_date").is_visible() and not page.locator("#f-sector").is_visible()
     assert page.input_value("#f-instance_id") == instance_id  # the same form, the same id
+    assert errors == []
+
+
+def test_forms_wait_for_a_sign_in_and_a_wrong_role_sends_nothing(live_server, browser_page, commune, seeded, surveyor, accounts):
+    page = browser_page
+    name = f"Trần Văn Chờ {uuid.uuid4().hex[:8]}"
+    errors = open_form(page, live_server, commune)
+    assert "Hãy đăng nhập để gửi phiếu" in page.inner_text("#signin-error")
+    fill_aspirant(page, commune, surveyor=name, name="Phạm Thị Đợi")
+    page.click("#save")
+    unsent(page, 1)  # saved on the phone, not sent
+    time.sleep(1.5)
+    assert records_of(seeded, name) == []
+    # Someone who may not send survey forms signs in: nothing is sent, the forms stay.
+    police = accounts.user("police_analyst")
+    page.fill('#signin input[name="username"]', police.name)
+    page.fill('#signin input[name="password"]', police.password)
+    page.click('#signin button[type="submit"]')
+    page.locator("#signin-error", has_text="Tài khoản này không được gửi phiếu").wait_for(timeout=20000)
+    unsent(page, 1)
+    assert records_of(seeded, name) == []
+    page.fill('#signin input[name="username"]', surveyor.name)
+    page.fill('#signin input[name="password"]', "wrong password here")
+    page.click('#signin button[type="submit"]')
+    page.locator("#signin-error", has_text="Sai tên đăng nhập hoặc mật khẩu").wait_for(timeout=20000)
+    sign_in(page, surveyor)
+    rows = wait_for_records(seeded, name, 1)
+    assert [r["full_name"] for r in rows] == ["Phạm Thị Đợi"]
+    unsent(page, 0)
+    with seeded.connect() as conn:
+        sent_by = conn.execute(text("SELECT submitted_by FROM survey_record WHERE surveyor = :s"), {"s": name}).scalar()
+    assert sent_by == surveyor.name
+    page.click("#signout")
+    assert page.locator("#signin").is_visible()
     assert errors == []

@@ -10,11 +10,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, DbConn, unauthorized
-from api.security import LoginResult, RefreshResult, authenticate, rotate_refresh_token, user_scope_codes
+from api.access import ALL_ROLES, PUBLIC, Allow
+from api.deps import AuthUser, DbConn, unauthorized
+from api.security import (
+    LoginResult,
+    RefreshResult,
+    authenticate,
+    rotate_refresh_token,
+    user_scope_codes,
+)
 from geodata.db import get_engine
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+SignedIn = Annotated[AuthUser, Depends(Allow(*ALL_ROLES, limit="none"))]
 
 BAD_CREDENTIALS = "incorrect username or password"
 TOKEN_RESPONSES = {
@@ -66,7 +74,7 @@ def _no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
-@router.post("/token", response_model=TokenResponse, responses=TOKEN_RESPONSES)
+@router.post("/token", response_model=TokenResponse, responses=TOKEN_RESPONSES, dependencies=[Depends(PUBLIC)])
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response: Response) -> dict:
     """Sign in with username and password (form fields); get an access and a refresh token.
 
@@ -91,7 +99,8 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response:
     raise unauthorized(BAD_CREDENTIALS, error=None)
 
 
-@router.post("/refresh", response_model=TokenResponse, responses={401: {"description": "Unknown, used, expired or revoked refresh token"}})
+@router.post("/refresh", response_model=TokenResponse, responses={401: {"description": "Unknown, used, expired or revoked refresh token"}},
+             dependencies=[Depends(PUBLIC)])
 async def refresh(body: RefreshRequest, response: Response) -> dict:
     """Exchange a refresh token for a new access and refresh token; the old refresh token stops working.
 
@@ -112,6 +121,6 @@ async def refresh(body: RefreshRequest, response: Response) -> dict:
 
 
 @router.get("/me", response_model=Me)
-def me(user: CurrentUser, conn: DbConn) -> dict:
+def me(user: SignedIn, conn: DbConn) -> dict:
     """The signed-in user: username, role and area scope (the unit codes as given)."""
     return {"username": user.username, "role": user.role.value, "scope": user_scope_codes(conn, user.id)}

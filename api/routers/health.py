@@ -1,12 +1,13 @@
 """Liveness and readiness: is the database there, with PostGIS and our schema?"""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.access import PUBLIC
 from geodata.db import get_engine
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 
 @router.get("/health")

@@ -6,12 +6,13 @@ import datetime as dt
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
+from api.access import PUBLIC
 from api.deps import DbConn
 from geodata.locate import NoStructureOnDate, locate
 
-router = APIRouter(prefix="/api/v1", tags=["locate"])
+router = APIRouter(prefix="/api/v1", tags=["locate"], dependencies=[Depends(PUBLIC)])
 
 
 @router.get("/locate")

@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-router = APIRouter(include_in_schema=False)
+from api.access import PUBLIC
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(PUBLIC)])
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 
@@ -14,3 +16,4 @@ templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates"
 def index(request: Request) -> HTMLResponse:
     """Map of the administrative units, with search and point lookup."""
     return templates.TemplateResponse(request, "index.html", {})
+from api.access import PUBLIC

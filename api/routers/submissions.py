@@ -6,14 +6,17 @@ import json
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import AuditedRead, DbConn
+from api.access import Allow, reader_for
+from api.deps import AuditedRead, AuthUser, DbConn
+from api.security import Role
+from geodata.scopes import Reader
 from survey.definition import FORM
-from survey.ingest import Incoming, Outcome, ingest, parse_payload
+from survey.ingest import Incoming, Outcome, Sender, ingest, parse_payload
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
 from survey.records import get_record, list_records, review_record
 from survey.schemas import submission_model
@@ -21,49 +24,62 @@ from survey.schemas import submission_model
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
 
 MAX_BATCH = 1000
-HTTP_STATUS = {"created": 201, "exists": 200, "conflict": 409, "rejected": 422}
+HTTP_STATUS = {"created": 201, "exists": 200, "conflict": 409, "rejected": 422, "forbidden": 403}
+
+SENDERS = Allow(Role.surveyor, Role.officer, limit="own_or_area")
+"""Surveyors and officers store records in their area; surveyors read what they sent, officers their area."""
+OFFICERS = Allow(Role.officer, limit="area")
+SurveyUser = Annotated[AuthUser, Depends(SENDERS)]
+OfficerUser = Annotated[AuthUser, Depends(OFFICERS)]
+
+
+def sender_of(user: AuthUser) -> Sender:
+    return Sender(user.username, str(user.id))
 SUBMISSION_SCHEMA = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": submission_model(FORM).model_json_schema()}}}
 }
 
 
-def outcome_body(conn, o: Outcome) -> dict:
+def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
     body: dict = {"status": o.status, "instance_id": o.instance_id}
     if o.status == "rejected":
         body |= {"detail": "submission rejected and kept in quarantine", "errors": o.errors, "quarantine_id": o.quarantine_id}
+    elif o.status == "forbidden":
+        body |= {"detail": "outside your area: kept in quarantine for an officer of that area", "errors": o.errors,
+                 "quarantine_id": o.quarantine_id}
     elif o.status == "conflict":
         body["detail"] = f"instance_id {o.instance_id} is already used by a different submission"
-    else:
-        record = get_record(conn, o.instance_id)
+    elif (record := get_record(conn, o.instance_id, reader)) is not None:
         body["record"] = {k: record[k] for k in (
             "kind", "structure", "declared_commune_code", "assigned_commune_code", "location_mismatch",
             "mismatch_distance_m", "accuracy_flag", "mock_location", "review_status", "probable_duplicates")}
     return body
 
 
-def store_one(conn, item: Incoming, source: str, quarantine_id: int | None = None) -> tuple[dict, int]:
+def store_one(conn, item: Incoming, source: str, user: AuthUser, quarantine_id: int | None = None) -> tuple[dict, int]:
     """Ingest one payload (blocking database work: run it off the event loop)."""
-    (outcome,) = ingest(conn, [item], source=source)
+    (outcome,) = ingest(conn, [item], source=source, sender=sender_of(user))
     if quarantine_id is not None and outcome.status in ("created", "exists"):
         resolve_quarantine(conn, quarantine_id, outcome.instance_id)
-    return outcome_body(conn, outcome), HTTP_STATUS[outcome.status]
+    return outcome_body(conn, outcome, reader_for(user, SENDERS.limit)), HTTP_STATUS[outcome.status]
 
 
 @router.post("/submissions", openapi_extra=SUBMISSION_SCHEMA, status_code=201,
              responses={200: {"description": "Already stored (same payload)"}, 409: {"description": "instance_id used by another payload"},
+                        403: {"description": "Outside your area (kept in quarantine) or not your role"},
                         422: {"description": "Rejected; every failing field listed; kept in quarantine"}})
-async def submit(request: Request, conn: DbConn) -> JSONResponse:
-    """Store one survey record, idempotently (key: ``instance_id``)."""
+async def submit(request: Request, conn: DbConn, user: SurveyUser) -> JSONResponse:
+    """Store one survey record, idempotently (key: ``instance_id``), in your area (surveyors, officers)."""
     item = parse_payload(await request.body())
-    body, status = await run_in_threadpool(store_one, conn, item, "api")
+    body, status = await run_in_threadpool(store_one, conn, item, "api", user)
     return JSONResponse(body, status_code=status)
 
 
 @router.post("/submissions/batch",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "array", "maxItems": MAX_BATCH, "items": submission_model(FORM).model_json_schema()}}}}})
-async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
-    """Store up to 1,000 records; one outcome per record, in order."""
+async def submit_batch(request: Request, conn: DbConn, user: SurveyUser) -> JSONResponse:
+    """Store up to 1,000 records in your area; one outcome per record, in order."""
     body = parse_payload(await request.body())
     if not isinstance(body.payload, list):
         raise HTTPException(422, detail="the body must be a JSON array of submissions")
@@ -72,8 +88,9 @@ async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
     items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
 
     def store_all() -> tuple[list[Outcome], list[dict]]:
-        outcomes = ingest(conn, items, source="api-batch")
-        return outcomes, [outcome_body(conn, o) | {"index": o.row_number - 1} for o in outcomes]
+        outcomes = ingest(conn, items, source="api-batch", sender=sender_of(user))
+        reader = reader_for(user, SENDERS.limit)
+        return outcomes, [outcome_body(conn, o, reader) | {"index": o.row_number - 1} for o in outcomes]
 
     outcomes, results = await run_in_threadpool(store_all)
     counts = {s: sum(o.status == s for o in outcomes) for s in HTTP_STATUS}
@@ -83,6 +100,7 @@ async def submit_batch(request: Request, conn: DbConn) -> JSONResponse:
 @router.get("/submissions")
 def records(
     conn: DbConn,
+    user: SurveyUser,
     audit: AuditedRead,
     review_status: Literal["received", "approved", "has_issues", "rejected"] | None = None,
     kind: Literal["aspirant", "returnee", "departure"] | None = None,
@@ -91,17 +109,20 @@ def records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict]:
-    """Stored records, newest first (officers; personal data: purpose required, audited)."""
-    found = list_records(conn, review_status=review_status, kind=kind, commune=commune,
-                         duplicates_only=duplicates_only, limit=limit, offset=offset)
+    """Stored records, newest first: an officer's area, or what a surveyor sent (personal data: purpose required, audited)."""
+    found = list_records(conn, review_status=review_status, kind=kind, commune=commune, duplicates_only=duplicates_only,
+                         limit=limit, offset=offset, reader=reader_for(user, SENDERS.limit))
     audit.log(r["instance_id"] for r in found)
     return found
 
 
 @router.get("/submissions/{instance_id}")
-def record(conn: DbConn, audit: AuditedRead, instance_id: str) -> dict:
-    """One stored record with its flags, review state and probable duplicates (purpose required, audited)."""
-    found = get_record(conn, instance_id) if _is_uuid(instance_id) else None
+def record(conn: DbConn, user: SurveyUser, audit: AuditedRead, instance_id: str) -> dict:
+    """One stored record with its flags, review state and probable duplicates (purpose required, audited).
+
+    404 as well for a record outside your area (or, for a surveyor, one you did not send).
+    """
+    found = get_record(conn, instance_id, reader_for(user, SENDERS.limit)) if _is_uuid(instance_id) else None
     if found is None:
         raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
     audit.log([instance_id])
@@ -111,42 +132,46 @@ def record(conn: DbConn, audit: AuditedRead, instance_id: str) -> dict:
 class Review(BaseModel):
     status: Literal["received", "approved", "has_issues", "rejected"]
     comment: str | None = Field(default=None, max_length=2000)
-    reviewer: str = Field(min_length=1, max_length=200)
 
 
 @router.post("/submissions/{instance_id}/review")
-def review(conn: DbConn, audit: AuditedRead, instance_id: str, body: Review) -> dict:
-    """Move a record through review: received, approved, has issues, rejected (returns the record: audited)."""
-    if not _is_uuid(instance_id) or not review_record(conn, instance_id, body.status, body.comment, body.reviewer):
+def review(conn: DbConn, user: OfficerUser, audit: AuditedRead, instance_id: str, body: Review) -> dict:
+    """Move a record of your area through review: received, approved, has issues, rejected (returns the record: audited)."""
+    reader = reader_for(user, OFFICERS.limit)
+    if not _is_uuid(instance_id) or not review_record(conn, instance_id, body.status, body.comment, user.username, reader):
         raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
     audit.log([instance_id])
-    return get_record(conn, instance_id)
+    return get_record(conn, instance_id, reader)
 
 
 @router.get("/quarantine")
 def quarantine(
     conn: DbConn,
+    user: OfficerUser,
     audit: AuditedRead,
     status: Literal["open", "resubmitted", "dismissed"] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict]:
-    """Rejected payloads, verbatim, with the reasons (officers; purpose required, audited)."""
-    found = list_quarantine(conn, status, limit, offset)
+    """Rejected payloads of your area, verbatim, with the reasons (officers; purpose required, audited)."""
+    found = list_quarantine(conn, status, limit, offset, reader_for(user, OFFICERS.limit))
     audit.log(f"quarantine:{q['id']}" for q in found)
     return found
 
 
 @router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA)
-async def resubmit(request: Request, conn: DbConn, quarantine_id: int) -> JSONResponse:
-    """Submit a corrected payload for a quarantined one; on success the quarantine entry is closed."""
-    status = quarantine_status(conn, quarantine_id)
+async def resubmit(request: Request, conn: DbConn, user: SurveyUser, quarantine_id: int) -> JSONResponse:
+    """Submit a corrected payload for a quarantined one (one you sent, or, for officers, one of your area).
+
+    On success the quarantine entry is closed.
+    """
+    status = quarantine_status(conn, quarantine_id, reader_for(user, SENDERS.limit))
     if status is None:
         raise HTTPException(404, detail=f"no quarantined submission {quarantine_id}")
     if status != "open":
         raise HTTPException(409, detail=f"quarantined submission {quarantine_id} is already {status}")
     item = parse_payload(await request.body())
-    body, status = await run_in_threadpool(store_one, conn, item, f"api-resubmit:{quarantine_id}", quarantine_id)
+    body, status = await run_in_threadpool(store_one, conn, item, f"api-resubmit:{quarantine_id}", user, quarantine_id)
     return JSONResponse(body, status_code=status)
 
 

@@ -13,15 +13,16 @@ import hashlib
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.access import PUBLIC
 from geodata.settings import get_settings
 from survey.definition import FORM
 from survey.webform import webform_spec
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(PUBLIC)])
 API = Path(__file__).parent.parent
 templates = Jinja2Templates(directory=API / "templates")
 ASSETS = ("static/survey/survey.js", "static/survey/survey.css")

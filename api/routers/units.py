@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
+from api.access import PUBLIC
 from api.deps import DbConn
 from geodata.structures import Level, Structure
 from geodata.units import current_structure, get_unit, list_units
 
-router = APIRouter(prefix="/api/v1/units", tags=["units"])
+router = APIRouter(prefix="/api/v1/units", tags=["units"], dependencies=[Depends(PUBLIC)])
 
 StructureQuery = Annotated[
     Structure | None,

@@ -8,13 +8,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
-from api.deps import AuthUser, DbConn, require_role
-from api.security import AccountError, Role, UnknownUser, UsernameTaken, create_user, disable_user, list_users
+from api.access import Allow
+from api.deps import AuthUser, DbConn
+from api.security import (
+    AccountError,
+    Role,
+    UnknownUser,
+    UsernameTaken,
+    create_user,
+    disable_user,
+    list_users,
+)
 from geodata.structures import Structure
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
 
-AdminUser = Annotated[AuthUser, Depends(require_role(Role.admin))]
+AdminUser = Annotated[AuthUser, Depends(Allow(Role.admin, limit="none"))]
 
 
 class ScopeCode(BaseModel):

@@ -23,7 +23,10 @@
     keep: 'labourAtlas.survey.keep',
     draft: 'labourAtlas.survey.draft',
     notices: 'labourAtlas.survey.notices',
+    session: 'labourAtlas.survey.session',
   };
+  // Refresh the access token this long before it expires (clock skew, slow networks).
+  const TOKEN_MARGIN_MS = 60000;
   const MAX_CACHED_COMMUNES = 5000;
   const MAX_NOTICES = 30;
   const NEWS_MS = 15000;
@@ -67,6 +70,12 @@
       rejected: who => `Máy chủ từ chối phiếu${who ? ' của ' + who : ''} (đã chuyển vào mục cần xử lý):`,
       failed: (who, s) => `Không gửi được phiếu${who ? ' của ' + who : ''} (lỗi ${s}).`,
       fix: 'Sửa lại phiếu này', dismiss: 'Đóng', fixing: 'Đang sửa phiếu bị từ chối: lưu lại để gửi lại.',
+      signedIn: u => `Đang đăng nhập: ${u}`, needSignIn: 'Hãy đăng nhập để gửi phiếu. Phiếu vẫn được lưu trên máy.',
+      badLogin: 'Sai tên đăng nhập hoặc mật khẩu', locked: d => `Tài khoản bị khóa tạm thời: ${d}`,
+      loginOffline: 'Không có mạng: đăng nhập khi có mạng. Phiếu vẫn được lưu trên máy.',
+      sessionEnded: 'Phiên đăng nhập đã hết: hãy đăng nhập lại để gửi phiếu.',
+      wrongRole: 'Tài khoản này không được gửi phiếu khảo sát.',
+      outside: who => `Phiếu${who ? ' của ' + who : ''} ở ngoài địa bàn của bạn (đã chuyển cho cán bộ địa bàn đó):`,
     },
     en: {
       unsent: 'Unsent', sendNow: 'Send now', offline: 'Offline: forms are kept on this phone', online: '',
@@ -106,6 +115,12 @@
       rejected: who => `The server rejected the form${who ? ' of ' + who : ''} (kept for review):`,
       failed: (who, s) => `The form${who ? ' of ' + who : ''} could not be sent (error ${s}).`,
       fix: 'Correct this form', dismiss: 'Close', fixing: 'Correcting a rejected form: save it to send it again.',
+      signedIn: u => `Signed in: ${u}`, needSignIn: 'Sign in to send forms. Saved forms stay on this phone.',
+      badLogin: 'Wrong username or password', locked: d => `Account locked for a while: ${d}`,
+      loginOffline: 'Offline: sign in when there is signal. Saved forms stay on this phone.',
+      sessionEnded: 'Your session has ended: sign in again to send forms.',
+      wrongRole: 'This account may not send survey forms.',
+      outside: who => `The form${who ? ' of ' + who : ''} is outside your area (passed to an officer of that area):`,
     },
   }[LANG];
 
@@ -191,6 +206,80 @@
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+
+  // ---------------------------------------------------------------- session
+  // The refresh token (valid for weeks) stays on the phone so that forms
+  // saved offline for days are sent without typing the password again; the
+  // short-lived access token is renewed with it when there is signal.
+  const session = () => load(KEY.session, null);
+  function renderSession(message) {
+    const s = session();
+    $('who').textContent = s ? TEXT.signedIn(s.username) : '';
+    $('signin').hidden = !!s;
+    $('signout').hidden = !s;
+    $('signin-error').textContent = message || (s ? '' : TEXT.needSignIn);
+  }
+  function keepTokens(username, body) {
+    return store(KEY.session, {
+      username, access: body.access_token, refresh: body.refresh_token,
+      access_until: Date.now() + body.expires_in * 1000,
+    });
+  }
+  function endSession(message) {
+    try { localStorage.removeItem(KEY.session); } catch (e) { /* ignore */ }
+    renderSession(message);
+  }
+  async function signIn(e) {
+    e.preventDefault();
+    const f = $('signin');
+    const username = f.elements.namedItem('username').value.trim();
+    const body = new URLSearchParams({ username, password: f.elements.namedItem('password').value });
+    let r;
+    try {
+      r = await fetchWithTimeout('/api/v1/auth/token', { method: 'POST', body, cache: 'no-store' }, SEND_TIMEOUT_MS);
+    } catch (err) {
+      $('signin-error').textContent = TEXT.loginOffline;
+      return;
+    }
+    let answer = null;
+    try { answer = await r.json(); } catch (err) { answer = null; }
+    if (r.ok && answer) {
+      f.reset();
+      keepTokens(username.toLowerCase(), answer);
+      renderSession();
+      flush();
+    } else {
+      $('signin-error').textContent = r.status === 423 && answer ? TEXT.locked(answer.detail) : TEXT.badLogin;
+    }
+  }
+  // A usable access token; null when signed out or the session ended;
+  // 'offline' when the token must be renewed but there is no signal.
+  let renewing = null;
+  async function accessToken(force) {
+    const s = session();
+    if (!s) return null;
+    if (!force && s.access && s.access_until - TOKEN_MARGIN_MS > Date.now()) return s.access;
+    if (!renewing) renewing = renew(s).finally(() => { renewing = null; });
+    return renewing;
+  }
+  async function renew(s) {
+    let r;
+    try {
+      r = await fetchWithTimeout('/api/v1/auth/refresh', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: s.refresh }),
+        cache: 'no-store',
+      }, SEND_TIMEOUT_MS);
+    } catch (e) {
+      return 'offline';
+    }
+    if (r.ok) {
+      const body = await r.json();
+      keepTokens(s.username, body);
+      return body.access_token;
+    }
+    if (r.status === 401) { endSession(TEXT.sessionEnded); return null; }
+    return 'offline';  // the server is in trouble: try later
   }
 
   // -------------------------------------------------------------- the form
@@ -757,15 +846,28 @@
       });
     return flushing;
   }
+  function post(item, token) {
+    return fetchWithTimeout(item.url, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
+      body: JSON.stringify(item.payload), credentials: 'same-origin', cache: 'no-store',
+    }, SEND_TIMEOUT_MS);
+  }
   async function sendQueue() {
+    if (!readQueue().length) return true;
     for (const item of readQueue()) {
       if (!readQueue().some(q => q.id === item.id)) continue;  // sent meanwhile (another tab)
       let r;
       try {
-        r = await fetchWithTimeout(item.url, {
-          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(item.payload),
-          credentials: 'same-origin', cache: 'no-store',
-        }, SEND_TIMEOUT_MS);
+        let token = await accessToken(false);
+        if (token === 'offline') { setNet(false); return false; }
+        if (!token) { renderSession(); return false; }  // kept until someone signs in
+        r = await post(item, token);
+        if (r.status === 401) {  // revoked or expired early: renew once
+          token = await accessToken(true);
+          if (token === 'offline') return false;
+          if (!token) return false;
+          r = await post(item, token);
+        }
       } catch (e) {
         setNet(false);  // no signal: keep everything for later
         return false;
@@ -785,6 +887,16 @@
         const errs = body && Array.isArray(body.errors) ? body.errors : [];
         notify({ level: 'error', id: item.id, text: TEXT.rejected(item.who), detail: errs.map(e => `${fieldLabel(e.field)}: ${e.message}`),
           payload: item.payload, quarantine_id: body ? body.quarantine_id : null }, true);
+      } else if (r.status === 403 && !(body && body.quarantine_id)) {
+        endSession(TEXT.wrongRole);  // this account may not send: keep the forms for one that may
+        return false;
+      } else if (r.status === 403) {
+        removeFromQueue(item.id);
+        const errs = Array.isArray(body.errors) ? body.errors : [];
+        notify({ level: 'error', id: item.id, text: TEXT.outside(item.who), detail: errs.map(e => e.message),
+          payload: item.payload, quarantine_id: body.quarantine_id }, true);
+      } else if (r.status === 401) {
+        return false;
       } else if (r.status >= 500 || r.status === 408 || r.status === 429) {
         return false;  // the server is in trouble: try again later
       } else {
@@ -883,6 +995,9 @@
   async function start() {
     renderCount();
     renderNotices();
+    renderSession();
+    $('signin').addEventListener('submit', signIn);
+    $('signout').addEventListener('click', () => endSession());
     setNet(navigator.onLine !== false);
     spec = await loadSpec();
     if (!spec) { fieldsEl.textContent = TEXT.loadFailed; return; }
@@ -909,7 +1024,11 @@
     $('send-now').addEventListener('click', () => flush());
     window.addEventListener('online', () => { setNet(true); flush(); });
     window.addEventListener('offline', () => setNet(false));
-    window.addEventListener('storage', e => { if (e.key === KEY.queue) renderCount(); if (e.key === KEY.notices) renderNotices(); });
+    window.addEventListener('storage', e => {
+      if (e.key === KEY.queue) renderCount();
+      if (e.key === KEY.notices) renderNotices();
+      if (e.key === KEY.session) renderSession();
+    });
     document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') flush(); });
     setInterval(flush, FLUSH_EVERY_MS);
     loadProvinces();
