@@ -84,3 +84,21 @@ def test_admins_query_the_log_others_cannot(client, anonymous_client, commune, p
     assert len(rows) == 1 and rows[0]["actor"] == officer.name and rows[0]["purpose"] == "automated test"
     assert client.get("/api/v1/admin/audit", headers=token(client, people["officer"])).status_code == 403
     assert anonymous_client.get("/api/v1/admin/audit").status_code == 401
+
+
+def test_break_glass_reads_one_record_with_a_reason_and_stands_out_in_the_log(client, seeded, commune, people):
+    p = aspirant(commune)
+    client.post("/api/v1/submissions", json=p)
+    admin = token(client, people["admin"])
+    url = f"/api/v1/admin/break-glass/submissions/{p['instance_id']}"
+    assert client.post(url, json={"reason": "because"}, headers=admin).status_code == 422  # a real reason is required
+    assert client.post(url, json={"reason": "court order 17/2026/QĐ-TA of the Hà Tĩnh court"}).status_code == 403  # officers
+    r = client.post(url, json={"reason": "court order 17/2026/QĐ-TA of the Hà Tĩnh court"}, headers=admin)
+    assert r.status_code == 200 and r.json()["full_name"] == p["full_name"]
+    # Admins have no other way to personal records.
+    assert client.get(f"/api/v1/submissions/{p['instance_id']}", headers=admin).status_code == 403
+    with seeded.connect() as conn:
+        row = conn.execute(text("SELECT actor, role, purpose, record_ids FROM audit_log WHERE actor = :a"),
+                           {"a": people["admin"]}).one()
+    assert row.role == "admin" and row.purpose == "BREAK-GLASS: court order 17/2026/QĐ-TA of the Hà Tĩnh court"
+    assert row.record_ids == [p["instance_id"]]

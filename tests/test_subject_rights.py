@@ -67,3 +67,37 @@ def test_purge_anonymises_only_old_records(client, seeded, commune):
                                   {"ids": [old["instance_id"], new["instance_id"]]}).all())
     assert names == {old["instance_id"]: None, new["instance_id"]: "Mới Gần Đây"}
     assert CliRunner().invoke(cli, ["purge", "--older-than", "0"]).exit_code == 1
+
+
+def test_officers_export_and_erase_through_the_api_inside_their_area(client, seeded, commune, accounts):
+    import secrets
+
+    nid = f"0421{secrets.randbelow(10**8):08d}"
+    here = aspirant(commune, national_id=nid, full_name="Lưu Thị Quyền")
+    there = aspirant(commune["other"] | {"code": commune["other"]["code"]}, national_id=nid, full_name="Lưu Thị Quyền")
+    for p in (here, there):
+        assert client.post("/api/v1/submissions", json=p).status_code == 201
+    year = here["collected_at"][:4]
+    counts = {"year": year, "structure": "2025", "level": "commune"}
+    before = client.get("/api/v1/aggregates/survey-counts", params=counts).json()["units"]
+    officer = accounts.user("officer", (commune["code"],))  # the first commune only
+    headers = accounts.headers("officer", (commune["code"],)) | {"X-Purpose": "yeu-cau-cua-nguoi-dan"}
+    # The ID goes in the body, so that it stays out of URLs and access logs.
+    exported = client.post("/api/v1/subjects/export", json={"national_id": nid}, headers=headers)
+    assert exported.status_code == 200
+    assert [r["instance_id"] for r in exported.json()["records"]] == [here["instance_id"]]  # not the other commune's
+    assert client.post("/api/v1/subjects/export", json={"national_id": "12ab"}, headers=headers).status_code == 422
+    assert client.post("/api/v1/subjects/erase", json={"national_id": nid, "confirm": False}, headers=headers).status_code == 422
+    erased = client.post("/api/v1/subjects/erase", json={"national_id": nid, "confirm": True}, headers=headers)
+    assert erased.status_code == 200 and erased.json()["erased_records"] == [here["instance_id"]]
+    with seeded.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT instance_id::text, full_name FROM survey_record WHERE instance_id IN (CAST(:a AS uuid), CAST(:b AS uuid))"),
+            {"a": here["instance_id"], "b": there["instance_id"]}).all())
+        audit = conn.execute(text("SELECT route, purpose, record_ids FROM audit_log WHERE actor = :a ORDER BY id"),
+                             {"a": officer.name}).all()
+    assert rows == {here["instance_id"]: None, there["instance_id"]: "Lưu Thị Quyền"}
+    assert [(a.route, a.record_ids) for a in audit][-2:] == [
+        ("/api/v1/subjects/export", [here["instance_id"]]), ("/api/v1/subjects/erase", [here["instance_id"]])]
+    # The record stays as an anonymous count.
+    assert client.get("/api/v1/aggregates/survey-counts", params=counts).json()["units"] == before
