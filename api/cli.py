@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -399,6 +400,49 @@ def ensure_demo_secret(settings) -> None:
     settings.secret_key = path.read_text().strip()
 
 
+DEMO_ACCOUNTS = (  # username, role, area (2025 codes): one of each role, in the sample provinces
+    ("demo-surveyor", "surveyor", ["42"]), ("demo-officer", "officer", ["42"]), ("demo-leader", "leader", ["42"]),
+    ("demo-planner", "planner", ["42", "40", "38"]), ("demo-police", "police_analyst", ["42"]), ("demo-admin", "admin", []),
+)
+
+
+def ensure_demo_accounts(data_dir: Path) -> Path:
+    """Create one account per role for the demo (new random passwords), listed in a private file."""
+    from sqlalchemy import text
+
+    from api.security import create_user, hash_password
+    from geodata.db import get_engine
+
+    path = data_dir / "demo-accounts.txt"
+    lines = ["# Labour Atlas demo accounts (demo only; made by `labour-atlas demo`)", "# username\trole\tpassword"]
+    with get_engine().begin() as conn:
+        for name, role, scope in DEMO_ACCOUNTS:
+            password = secrets.token_urlsafe(12)
+            exists = conn.execute(text("UPDATE app_user SET password_hash = :h, disabled = false, failed_logins = 0, "
+                                       "locked_until = NULL WHERE username = :n RETURNING id"),
+                                  {"h": hash_password(password), "n": name}).scalar()
+            if exists is None:
+                create_user(conn, name, password, role, scope, "2025")
+            lines.append(f"{name}\t{role}\t{password}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def load_demo_sample() -> None:
+    from etl.sample import load_sample_surveys, sample_is_loaded
+    from geodata.db import get_engine
+
+    with get_engine().begin() as conn:
+        if sample_is_loaded(conn):
+            console.print("sample survey records already loaded")
+            return
+        with console.status("loading synthetic sample survey records"):
+            n = load_sample_surveys(conn)
+    console.print(f"{n:,} synthetic sample survey records loaded (source 'sample (synthetic)')")
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -433,6 +477,11 @@ def demo(
             run_approximation(list(Structure))
         else:
             console.print("reference data already loaded (use --reload-data to load it again)")
+        load_demo_sample()
+        accounts = ensure_demo_accounts(settings.data_dir)
+        console.print(f"demo accounts (one per role; new passwords each start) in {accounts}:")
+        for line in accounts.read_text(encoding="utf-8").splitlines()[2:]:
+            console.print("  " + line.replace("\t", "  "), highlight=False, markup=False)
         if not no_serve:
             serve_app(host, port)
     except EmbeddedDatabaseError as exc:

@@ -159,6 +159,9 @@ class HttpError(Exception):
 class Connection:
     """One keep-alive connection to 127.0.0.1:port; reconnects after an error."""
 
+    # Sent with every request (the benchmark's surveyor signs in once).
+    authorization: str | None = None
+
     def __init__(self, port: int):
         self.port = port
         self.reader: asyncio.StreamReader | None = None
@@ -168,6 +171,8 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port, limit=MAX_HEADER)
         head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+        if self.authorization:
+            head += f"Authorization: {self.authorization}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + (body or b""))
@@ -338,6 +343,23 @@ class CpuMeter:
 
 
 # -- database ----------------------------------------------------------------------
+def sign_in_surveyor(dburl: str, port: int) -> str:
+    """Create a surveyor whose area is the whole country and sign in; returns the Authorization header."""
+    import secrets
+
+    import httpx
+
+    from api.security import create_user
+    from geodata.db import use_database
+
+    name, password = f"bench-surveyor-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    with use_database(dburl).begin() as conn:
+        create_user(conn, name, password, "surveyor", ["all"], "2025")
+    r = httpx.post(f"http://{HOST}:{port}/api/v1/auth/token", data={"username": name, "password": password}, timeout=30)
+    r.raise_for_status()
+    return f"Bearer {r.json()['access_token']}"
+
+
 def start_database(folder: Path, settings: list[tuple[str, str]]):
     """Start a private cluster in ``folder``, migrate, seed, draw the 2025 communes; return (pg, url).
 
@@ -563,6 +585,7 @@ async def run(args) -> int:
         if args.url:
             await wait_ready(port, None, seconds=10)
 
+        Connection.authorization = await asyncio.to_thread(sign_in_surveyor, dburl, port)
         points = await asyncio.to_thread(sample_points, dburl, args.seed)
         if not points:
             raise RuntimeError("no 2025 commune with a polygon: load the reference data and approximate communes first")

@@ -52,6 +52,7 @@ def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
     first = subprocess.run([*cli, "--no-serve"], env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr + first.stdout
     assert "Reference data loaded" in first.stdout and "have an approximate polygon" in first.stdout
+    assert "synthetic sample survey records loaded" in first.stdout and "demo-police" in first.stdout
 
     port = free_port()
     start = time.monotonic()
@@ -68,9 +69,22 @@ def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
         assert time.monotonic() - start < 30  # the second run reuses the cluster and the data
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "leaflet" in page.text
+        # One account per role, with the passwords of this start in a private file; the sample data counts.
+        listed = folder / "state" / "demo-accounts.txt"
+        assert listed.stat().st_mode & 0o077 == 0
+        accounts = {line.split("\t")[0]: line.split("\t")[2] for line in listed.read_text().splitlines()
+                    if not line.startswith("#")}
+        assert set(accounts) == {"demo-surveyor", "demo-officer", "demo-leader", "demo-planner", "demo-police", "demo-admin"}
+        token = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
+                           data={"username": "demo-leader", "password": accounts["demo-leader"]}).json()["access_token"]
+        counts = httpx.get(f"http://127.0.0.1:{port}/api/v1/aggregates/survey-counts",
+                           params={"year": time.gmtime().tm_year, "level": "commune"},
+                           headers={"Authorization": f"Bearer {token}"}).json()["units"]
+        shown = [u["all"]["count"] for u in counts if not u["all"]["suppressed"]]
+        assert sum(shown) > 100 and any(u["all"]["suppressed"] for u in counts)
     finally:
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=60)
-    assert "already loaded" in out
+    assert "already loaded" in out and "sample survey records already loaded" in out
     assert "private PostgreSQL cluster stopped" in out
     assert not (folder / "state" / "pgdata" / "postmaster.pid").exists()
