@@ -139,8 +139,17 @@ e AS (
     LEFT JOIN boundary_structure st
            ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
           AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
-    LEFT JOIN admin_unit d ON d.structure = st.name AND d.code = s.commune_code AND d.level = 'commune'
-    LEFT JOIN admin_unit dp ON dp.structure = d.structure AND dp.code = d.parent_code
+    -- Lookups by key, as LATERAL ... LIMIT 1 (not flattened into a join) so
+    -- that the planner probes the primary key instead of hashing every
+    -- commune: it cannot know that a request holds one row.
+    LEFT JOIN LATERAL (
+        SELECT d.code, d.geom, d.structure, d.parent_code FROM admin_unit d
+        WHERE d.structure = st.name AND d.code = s.commune_code AND d.level = 'commune' LIMIT 1
+    ) d ON true
+    LEFT JOIN LATERAL (
+        SELECT dp.code, dp.level, dp.parent_code FROM admin_unit dp
+        WHERE dp.structure = d.structure AND dp.code = d.parent_code LIMIT 1
+    ) dp ON true
     LEFT JOIN LATERAL (
         SELECT o.structure FROM admin_unit o
         WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
@@ -193,7 +202,12 @@ SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message,
        i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash
 FROM c
 LEFT JOIN ins i ON i.instance_id = c.instance_id
-LEFT JOIN survey_record r ON r.instance_id = c.instance_id
+-- The stored fingerprint, only for rows not inserted now (sent before):
+-- one index probe each, never a scan of the table.
+LEFT JOIN LATERAL (
+    SELECT r.payload_hash FROM survey_record r
+    WHERE i.instance_id IS NULL AND c.error_field IS NULL AND r.instance_id = c.instance_id LIMIT 1
+) r ON true
 ORDER BY c.n
 """
 
