@@ -35,9 +35,16 @@ client, of the app and of PostgreSQL, read from /proc. At the end it checks
 in the database that the records stored for the instance_ids sent are
 exactly those answered 201 (no loss, no duplicates).
 
-With 50 clients that each wait for their answer before sending again, the
-mean latency is clients / throughput (Little's law): p95 under 100 ms at 50
-clients needs well over 500 requests per second.
+4. a paced run (``--rate``, default 300/s, the goal): the same clients send
+   on a fixed schedule that adds up to that rate, and latency counts from
+   the scheduled time (a late request includes its wait).
+
+With 50 clients that each wait for their answer before sending again (run
+3), the mean latency is clients / throughput (Little's law): at saturation
+it measures the queue, not the service. The goal, 300 submissions per
+second with p95 under 100 ms, is therefore checked in two parts: run 3 says
+whether the server sustains 300/s at all; run 4 gives the latency of a
+server receiving 300/s from 50 clients.
 
 To try a change without editing the app: ``--db-set jit=off`` sets a
 PostgreSQL setting on the private database; ``--app module:app`` serves
@@ -250,27 +257,42 @@ class PhaseResult:
 
 
 async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int, timeout: float,
-                    make: "callable", cpu: "CpuMeter | None", dburl: str | None) -> PhaseResult:
+                    make: "callable", cpu: "CpuMeter | None", dburl: str | None, rate: float | None = None) -> PhaseResult:
     """``clients`` connections sending requests from ``make()`` until ``seconds`` have passed or ``cap`` are sent.
 
     ``make()`` returns (method, path, body, instance_id or None). A request
     started before the deadline is waited for (at most ``timeout`` s).
+
+    With ``rate`` (requests per second, all clients together), each client
+    sends on a fixed schedule (its share of the rate, staggered) instead of
+    as fast as it can, and latency counts from the scheduled time: a request
+    that had to wait for its client's previous answer is measured with the
+    wait (no "coordinated omission").
     """
     result = PhaseResult(name, clients)
     per_client = max(1, -(-cap // clients))
     start = deadline = 0.0  # set just before the clients start
     last = [0.0]
 
-    async def client() -> None:
+    async def client(k: int) -> None:
         conn = Connection(port)
+        interval = clients / rate if rate else 0.0
         try:
-            for _ in range(per_client):
+            for i in range(per_client):
                 if time.monotonic() >= deadline:
                     break
                 method, path, body, iid = make()
                 if iid:
                     result.sent.append(iid)
                 t0 = time.perf_counter()
+                if rate:
+                    due = start + (i + k / clients) * interval
+                    if due >= deadline:
+                        break
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    t0 -= max(0.0, -wait)  # late: count from when it was due
                 try:
                     status, _ = await asyncio.wait_for(conn.request(method, path, body), timeout)
                 except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -292,7 +314,7 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
     start = time.monotonic()
     deadline = start + seconds
     last[0] = start
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(k) for k in range(clients)))
     if cpu:
         after = cpu.sample()
         result.cpu = {k: after[k] - before[k] for k in after}
@@ -532,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=200_000, help="at most this many requests per phase")
     parser.add_argument("--timeout", type=float, default=10, help="seconds to wait for one answer (default 10)")
     parser.add_argument("--seed", type=int, default=20251125, help="random seed (default 20251125)")
+    parser.add_argument("--rate", type=float, default=GOAL_RATE,
+                        help=f"after the flat-out run, a paced run at this many submissions per second "
+                             f"(default {GOAL_RATE:.0f}, the goal; 0: none)")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.baseline_seconds < 0 or args.warmup < 0 or args.max_requests < 1:
         parser.error("--clients, --seconds and --max-requests must be positive")
@@ -601,27 +626,34 @@ async def run(args) -> int:
             return "GET", "/health", None, None
 
         results = []
-        phases = [("warm-up (POST)", args.warmup, submission),
-                  ("baseline: GET /health", args.baseline_seconds, health),
-                  ("POST /api/v1/submissions", args.seconds, submission)]
-        for name, seconds, make in phases:
+        phases = [("warm-up (POST)", args.warmup, submission, None),
+                  ("baseline: GET /health", args.baseline_seconds, health, None),
+                  ("POST /api/v1/submissions", args.seconds, submission, None),
+                  (f"POST at {args.rate:g}/s (paced)", args.seconds if args.rate > 0 else 0, submission, args.rate)]
+        for name, seconds, make, rate in phases:
             if seconds <= 0:
                 continue
             with console.status(f"{name}: {args.clients} clients for {seconds:g} s"):
-                r = await run_phase(name, port, args.clients, seconds, args.max_requests, args.timeout, make, cpu, dburl)
+                r = await run_phase(name, port, args.clients, seconds, args.max_requests, args.timeout, make, cpu, dburl, rate)
             console.print(f"{name}: {r.requests:,} requests in {r.seconds:.1f} s, {r.rate:,.0f}/s, "
                           f"p95 {r.percentile(95):.1f} ms")
             results.append(r)
         report(results)
 
-        sub = results[-1]
+        sub = next(r for r in results if r.name == "POST /api/v1/submissions")
+        paced = next((r for r in results if r.name.endswith("(paced)")), None)
         base = next((r for r in results if r.name.startswith("baseline")), None)
         if base is not None and base.rate:
             console.print(f"submissions per second / health checks per second: {sub.rate:,.0f} / {base.rate:,.0f} "
                           f"= {sub.rate / base.rate:.2f}")
-        met = sub.rate >= GOAL_RATE and sub.percentile(95) < GOAL_P95_MS
-        console.print(f"goal (at least {GOAL_RATE:.0f} submissions/s with p95 under {GOAL_P95_MS:.0f} ms): "
-                      f"{sub.rate:,.0f}/s, p95 {sub.percentile(95):.1f} ms: " + ("met" if met else "NOT met"))
+        console.print(f"flat out: {sub.rate:,.0f} submissions/s (goal at least {GOAL_RATE:.0f}): "
+                      + ("met" if sub.rate >= GOAL_RATE else "NOT met")
+                      + f"; p95 {sub.percentile(95):.1f} ms at saturation (= clients / throughput, queueing)")
+        if paced is not None:
+            kept = paced.rate >= 0.97 * args.rate
+            met = kept and paced.percentile(95) < GOAL_P95_MS and args.rate >= GOAL_RATE
+            console.print(f"paced at {args.rate:g}/s: served {paced.rate:,.0f}/s, p95 {paced.percentile(95):.1f} ms "
+                          f"(goal p95 under {GOAL_P95_MS:.0f} ms at {GOAL_RATE:.0f}/s): " + ("met" if met else "NOT met"))
 
         # No loss, no duplicates: what is stored for the ids sent is what was answered 201.
         sent = [i for r in results for i in r.sent]
