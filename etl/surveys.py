@@ -29,7 +29,6 @@ from survey.ingest import (
     COLUMNS,
     NOT_IN_ANSWERS,
     ROW_TYPES,
-    link_duplicates,
     store_rows,
 )
 from survey.quarantine import Rejected, quarantine_rows
@@ -212,20 +211,17 @@ def import_surveys(
             good = good[~repeated]
             if not good.empty:
                 _copy_stage(conn, db_rows(good, row_numbers[good.index], source, defn))
-                created = []
                 for r in store_rows(conn, [], source_sql="survey_stage s"):
                     i = r.n - 2
                     if r.error_field:
                         reject(i, r.n, [{"field": r.error_field, "message": r.error_message}])
                     elif r.inserted:
                         result.counts["created"] += 1
-                        created.append(r.instance_id)
                     elif r.stored_hash == r.payload_hash:
                         result.counts["exists"] += 1
                     else:
                         result.counts["conflict"] += 1
                         reject(i, r.n, [{"field": "instance_id", "message": "already used by a different submission"}], count=False)
-                link_duplicates(conn, created)
             quarantine_rows(conn, rejected, defn)
             done += len(chunk)
             result.rows = done

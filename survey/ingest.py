@@ -48,6 +48,7 @@ class Outcome:
     errors: list[dict[str, str]] = field(default_factory=list)
     quarantine_id: int | None = None
     row_number: int | None = None
+    record: dict[str, Any] | None = None  # what the sender is told about a record created now
 
 
 def parse_payload(body: bytes | str) -> Incoming:
@@ -196,12 +197,61 @@ ins AS (
            departure_date, market, recruiter_licence, jsonb_strip_nulls(answers), payload_hash, :submitted_by
     FROM c WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
-    RETURNING instance_id
+    RETURNING instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
+              structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location
+),
+-- New records that look like an earlier one of the same kind (same ID hash,
+-- or same folded name + birth year + declared commune, within the window):
+-- linked, never merged. Earlier = stored before this statement (the
+-- snapshot holds none of the new rows) or, within it, collected earlier.
+-- Index-friendly equi-joins, not one join on an OR.
+pairs AS (
+    SELECT n.instance_id, o.instance_id AS duplicate_of, 'national_id' AS reason, n.collected_at,
+           o.collected_at AS other_collected_at, true AS earlier
+    FROM ins n JOIN survey_record o ON o.kind = n.kind AND o.id_hash = n.id_hash
+    WHERE n.id_hash IS NOT NULL
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at, true
+    FROM ins n JOIN survey_record o ON o.kind = n.kind AND o.name_folded = n.name_folded
+         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
+    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'national_id', n.collected_at, o.collected_at,
+           (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM ins n JOIN ins o ON o.kind = n.kind AND o.id_hash = n.id_hash
+    WHERE n.id_hash IS NOT NULL
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at,
+           (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM ins n JOIN ins o ON o.kind = n.kind AND o.name_folded = n.name_folded
+         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
+    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+),
+dup AS (
+    INSERT INTO probable_duplicate (instance_id, duplicate_of, reason)
+    SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.instance_id, p.duplicate_of, p.reason
+    FROM pairs p
+    WHERE p.earlier AND p.instance_id <> p.duplicate_of
+      AND p.other_collected_at BETWEEN p.collected_at - make_interval(days => :window)
+                                   AND p.collected_at + make_interval(days => :window)
+    ORDER BY p.instance_id, p.duplicate_of, p.reason DESC
+    ON CONFLICT DO NOTHING
+    RETURNING instance_id, duplicate_of, reason
+),
+dup_by_record AS (
+    SELECT instance_id, json_agg(json_build_object('instance_id', duplicate_of, 'reason', reason)
+                                 ORDER BY duplicate_of) AS probable_duplicates
+    FROM dup GROUP BY instance_id
 )
 SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message,
-       i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash
+       i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash,
+       -- what the sender is told about a new record
+       i.kind, i.structure, i.declared_commune_code, i.assigned_commune_code, i.location_mismatch,
+       i.mismatch_distance_m, i.accuracy_flag, i.mock_location,
+       coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
 FROM c
 LEFT JOIN ins i ON i.instance_id = c.instance_id
+LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
 -- The stored fingerprint, only for rows not inserted now (sent before):
 -- one index probe each, never a scan of the table.
 LEFT JOIN LATERAL (
@@ -211,35 +261,9 @@ LEFT JOIN LATERAL (
 ORDER BY c.n
 """
 
-# New records that look like an earlier one of the same kind: linked, never
-# merged. Two index-friendly joins rather than one join on an OR, which would
-# compare every new record with every record of its kind.
-DUPLICATES_SQL = """
-WITH n AS (
-    SELECT r.* FROM survey_record r WHERE r.instance_id IN (SELECT unnest(CAST(:ids AS uuid[])))
-),
-pairs AS (
-    SELECT n.instance_id, o.instance_id AS duplicate_of, 'national_id' AS reason
-    FROM n JOIN survey_record o ON o.kind = n.kind AND o.id_hash = n.id_hash
-    WHERE n.id_hash IS NOT NULL
-    UNION ALL
-    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune'
-    FROM n JOIN survey_record o ON o.kind = n.kind AND o.name_folded = n.name_folded
-         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
-    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
-)
-INSERT INTO probable_duplicate (instance_id, duplicate_of, reason)
-SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.instance_id, p.duplicate_of, p.reason
-FROM pairs p
-JOIN survey_record a ON a.instance_id = p.instance_id
-JOIN survey_record b ON b.instance_id = p.duplicate_of
-WHERE p.instance_id <> p.duplicate_of
-  AND b.collected_at BETWEEN a.collected_at - make_interval(days => :window) AND a.collected_at + make_interval(days => :window)
-  AND (b.submitted_at, b.instance_id) < (a.submitted_at, a.instance_id)
-ORDER BY p.instance_id, p.duplicate_of, p.reason DESC
-ON CONFLICT DO NOTHING
-"""
-
+RECORD_FIELDS = ("kind", "structure", "declared_commune_code", "assigned_commune_code", "location_mismatch",
+                 "mismatch_distance_m", "accuracy_flag", "mock_location", "probable_duplicates")
+"""The fields of a stored record that a submission's answer shows (nothing personal)."""
 
 # Parsed once: the statement of every API, web form and ODK submission.
 STORE_FROM_JSON = text(STORE_SQL.format(source=f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"))
@@ -260,20 +284,12 @@ def store_rows(conn: Connection, rows: list[dict[str, Any]], source_sql: str | N
     """Run the set-based check-and-insert on rows (or on ``source_sql``)."""
     st = get_settings()
     params = {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m, "secret": server_secret(),
+              "window": st.duplicate_window_days,
               "submitted_by": sender.name if sender else None, "scope_user_id": sender.scope_user_id if sender else None}
     if source_sql is None:
         params["rows"] = json.dumps(rows, ensure_ascii=False, default=str)
     statement = STORE_FROM_JSON if source_sql is None else text(STORE_SQL.format(source=source_sql))
     return conn.execute(statement, params).all()
-
-
-def link_duplicates(conn: Connection, instance_ids: list[str]) -> int:
-    """Link the given new records to earlier probable duplicates."""
-    if not instance_ids:
-        return 0
-    return conn.execute(
-        text(DUPLICATES_SQL), {"ids": instance_ids, "window": get_settings().duplicate_window_days}
-    ).rowcount
 
 
 def ingest(
@@ -312,22 +328,20 @@ def ingest(
             rows.append(row)
             continue
         outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn, sender)
-    created: list[str] = []
     for r in store_rows(conn, rows, sender=sender) if rows else []:
         item = items[r.n]
         if r.error_field:
             outcomes[r.n] = _reject(conn, item, [{"field": r.error_field, "message": r.error_message}], source, file_name, defn,
                                     sender, "forbidden" if r.error_field == "scope" else "rejected")
         elif r.inserted:
-            outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number)
-            created.append(r.instance_id)
+            record = {k: getattr(r, k) for k in RECORD_FIELDS} | {"review_status": "received"}
+            outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number, record=record)
         else:
             stored = r.stored_hash or conn.execute(
                 text("SELECT payload_hash FROM survey_record WHERE instance_id = CAST(:i AS uuid)"), {"i": r.instance_id}
             ).scalar()
             status = "exists" if stored == r.payload_hash else "conflict"
             outcomes[r.n] = Outcome(status, r.instance_id, row_number=item.row_number)
-    link_duplicates(conn, created)
     return [o for o in outcomes if o is not None]
 
 

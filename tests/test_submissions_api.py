@@ -175,6 +175,25 @@ def test_probable_duplicates_are_linked_not_merged(client, commune):
     assert {second["instance_id"], third["instance_id"]} <= listed and first["instance_id"] not in listed
 
 
+def test_duplicates_within_one_batch_are_linked_and_shown_in_the_answer(client, commune):
+    import datetime as dt_
+
+    early = aspirant(commune, national_id="038200005555", full_name="Cao Thị Đôi",
+                     collected_at=(NOW - dt_.timedelta(hours=3)).isoformat())
+    late = aspirant(commune, national_id="038200005555", full_name="Cao Thị Đôi")
+    far = aspirant(commune, national_id="038200005555", kind="aspirant", full_name="Cao Thị Đôi",
+                   collected_at=(NOW - dt_.timedelta(days=400)).isoformat())  # outside the 365-day window
+    r = client.post("/api/v1/submissions/batch", json=[late, early, far])
+    results = {x["instance_id"]: x for x in r.json()["results"]}
+    assert results[late["instance_id"]]["record"]["probable_duplicates"] == [
+        {"instance_id": early["instance_id"], "reason": "national_id"}]
+    assert results[early["instance_id"]]["record"]["probable_duplicates"] == []  # 400 days from `far`: outside the window
+    assert results[far["instance_id"]]["record"]["probable_duplicates"] == []
+    again = client.post("/api/v1/submissions", json=late)
+    assert again.status_code == 200 and again.json()["record"]["probable_duplicates"] == [
+        {"instance_id": early["instance_id"], "reason": "national_id"}]
+
+
 def test_review_states_with_comment(client, commune):
     p = aspirant(commune)
     client.post("/api/v1/submissions", json=p)

@@ -16,7 +16,7 @@ from api.deps import AuditedRead, AuthUser, DbConn
 from api.security import Role
 from geodata.scopes import Reader
 from survey.definition import FORM
-from survey.ingest import Incoming, Outcome, Sender, ingest, parse_payload
+from survey.ingest import RECORD_FIELDS, Incoming, Outcome, Sender, ingest, parse_payload
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
 from survey.records import get_record, list_records, review_record
 from survey.schemas import submission_model
@@ -49,10 +49,10 @@ def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
                  "quarantine_id": o.quarantine_id}
     elif o.status == "conflict":
         body["detail"] = f"instance_id {o.instance_id} is already used by a different submission"
+    elif o.record is not None:  # created now: the store statement said it all
+        body["record"] = o.record
     elif (record := get_record(conn, o.instance_id, reader)) is not None:
-        body["record"] = {k: record[k] for k in (
-            "kind", "structure", "declared_commune_code", "assigned_commune_code", "location_mismatch",
-            "mismatch_distance_m", "accuracy_flag", "mock_location", "review_status", "probable_duplicates")}
+        body["record"] = {k: record[k] for k in (*RECORD_FIELDS, "review_status")}
     return body
 
 
