@@ -39,11 +39,16 @@ def use_database(url: str) -> Engine:
         return _engine
     if _engine is not None:
         _engine.dispose()
-    # The pool is as big as the server's thread pool (40): a smaller one closes
+    # The pool holds a connection for each request in flight (50 clients in
+    # the benchmark; the thread pool runs 40 at a time): a smaller one closes
     # and reopens connections under load, each costing a fork and a login.
+    # No ping before each checkout (a round trip per request): a connection
+    # found dead fails its request and SQLAlchemy then discards the whole
+    # pool, so one database restart costs the requests in flight, which the
+    # web form and ODK Collect send again.
     # JIT compilation costs more than it saves on this app's short statements.
     _engine = create_engine(
-        url, pool_pre_ping=True, pool_size=40, max_overflow=10, pool_recycle=1800,
+        url, pool_size=50, max_overflow=10, pool_recycle=1800,
         connect_args={"options": "-c jit=off"},
     )
     _url = url
