@@ -15,6 +15,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from survey.ingest import (
 )
 from survey.quarantine import Rejected, quarantine_rows
 
-CHUNK = 100_000
+CHUNK = 50_000
 GEO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "accuracy": "accuracy", "precision": "accuracy"}
 INSTANCE_COLUMNS = ("instance_id", "instanceID", "meta-instanceID", "meta/instanceID", "_uuid", "KEY")
 
@@ -135,7 +136,10 @@ def _iso(value):
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _copy_stage(conn, rows: pd.DataFrame) -> None:
+STAGE_COLUMNS = [c.strip().split()[0] for c in ROW_TYPES.split(",")]
+
+
+def _copy_stage(conn, csv_text: str) -> None:
     conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS survey_stage ({ROW_TYPES}) ON COMMIT DROP"))
     conn.execute(text("TRUNCATE survey_stage"))
     # With the points indexed, PostGIS assigns communes polygon by polygon
@@ -143,14 +147,45 @@ def _copy_stage(conn, rows: pd.DataFrame) -> None:
     conn.execute(text(
         "CREATE INDEX IF NOT EXISTS survey_stage_point ON survey_stage USING gist (ST_SetSRID(ST_MakePoint(lon, lat), 4326))"
     ))
-    cols = [c.strip().split()[0] for c in ROW_TYPES.split(",")]
-    # One CSV text for the whole chunk: far faster than a Python call per value.
-    # Missing values are written unquoted and empty, which COPY reads as NULL.
-    data = rows[cols].to_csv(header=False, index=False, na_rep="", date_format="%Y-%m-%d")
     cursor = conn.connection.dbapi_connection.cursor()
-    with cursor.copy(f"COPY survey_stage ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as copy:
-        copy.write(data)
-    conn.execute(text("ANALYZE survey_stage"))
+    with cursor.copy(f"COPY survey_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        copy.write(csv_text)
+    # The planner needs the row count and the spread of the points, not
+    # statistics of every answer.
+    conn.execute(text("ANALYZE survey_stage (n, lon, lat, commune_code)"))
+
+
+@dataclass
+class PreparedChunk:
+    """One chunk of the file, validated: its rejected rows and its valid rows as COPY text."""
+
+    rows: int
+    frame: pd.DataFrame  # the rows as read, columns named by form field (for quarantine)
+    row_numbers: pd.Series
+    errors: dict[int, list[dict[str, str]]]
+    stage_csv: str | None
+
+
+def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, defn: FormDefinition,
+                  now: dt.datetime | None) -> PreparedChunk:
+    """Validate a chunk and build the COPY text of its valid rows (Python only: no database)."""
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    row_numbers = pd.Series(chunk.index + 2, index=chunk.index)
+    typed, errors = validate_frame(frame_for_validation(chunk, mapping, defn), defn, now)
+    found = {i: [e.as_dict() for e in errs] for i, errs in errors.items()}
+    good = typed.drop(index=list(errors))
+    # The same instance_id twice in one file: only the first is considered.
+    repeated = good["instance_id"].duplicated()
+    for i in good.index[repeated]:
+        found[i] = [{"field": "instance_id", "message": "repeats an earlier row of this file"}]
+    good = good[~repeated]
+    stage_csv = None
+    if not good.empty:
+        rows = db_rows(good, row_numbers[good.index], source, defn)
+        # One CSV text for the whole chunk: far faster than a Python call per
+        # value. Missing values are written unquoted and empty: NULL to COPY.
+        stage_csv = rows[STAGE_COLUMNS].to_csv(header=False, index=False, na_rep="", date_format="%Y-%m-%d")
+    return PreparedChunk(len(chunk), chunk.rename(columns=mapping), row_numbers, found, stage_csv)
 
 
 def import_surveys(
@@ -161,6 +196,9 @@ def import_surveys(
     now: dt.datetime | None = None,
 ) -> SurveyImportResult:
     """Import one survey CSV; returns counts per outcome and the rejected rows.
+
+    Chunks are validated one ahead in a second thread while PostgreSQL stores
+    the previous one, so that the two cores work at the same time.
 
     Example::
 
@@ -183,48 +221,45 @@ def import_surveys(
         )
     result = SurveyImportResult(str(path))
     source = f"csv:{path.name}"
-    done = 0
-    with get_engine().begin() as conn:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=CHUNK)
-        for chunk in reader:
-            # Row numbers as a spreadsheet shows them: the header is row 1.
-            row_numbers = pd.Series(chunk.index + 2, index=chunk.index)
-            typed, errors = validate_frame(frame_for_validation(chunk, mapping, defn), defn, now)
-            # Rejected rows are quarantined as read, columns named by form field.
-            chunk = chunk.rename(columns=mapping)
-            rejected: list[Rejected] = []
-
-            def reject(i: int, row_number: int, reasons: list[dict[str, str]], count: bool = True) -> None:
-                raw = dict(chunk.loc[i].items())
-                rejected.append(Rejected(source, json.dumps(raw, ensure_ascii=False), raw, reasons, path.name, row_number))
-                if count:
-                    result.counts["rejected"] += 1
-                result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
-
-            for i, errs in errors.items():
-                reject(i, int(row_numbers[i]), [e.as_dict() for e in errs])
-            good = typed.drop(index=list(errors))
-            # The same instance_id twice in one file: only the first is considered.
-            repeated = good["instance_id"].duplicated()
-            for i in good.index[repeated]:
-                reject(i, int(row_numbers[i]), [{"field": "instance_id", "message": "repeats an earlier row of this file"}])
-            good = good[~repeated]
-            if not good.empty:
-                _copy_stage(conn, db_rows(good, row_numbers[good.index], source, defn))
-                for r in store_rows(conn, [], source_sql="survey_stage s"):
-                    i = r.n - 2
-                    if r.error_field:
-                        reject(i, r.n, [{"field": r.error_field, "message": r.error_message}])
-                    elif r.inserted:
-                        result.counts["created"] += 1
-                    elif r.stored_hash == r.payload_hash:
-                        result.counts["exists"] += 1
-                    else:
-                        result.counts["conflict"] += 1
-                        reject(i, r.n, [{"field": "instance_id", "message": "already used by a different submission"}], count=False)
-            quarantine_rows(conn, rejected, defn)
-            done += len(chunk)
-            result.rows = done
+    chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=CHUNK)
+    prepared = (prepare_chunk(c, mapping, source, defn, now) for c in chunks)
+    with get_engine().begin() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-import") as ahead:
+        # Sorting and hashing big chunks in memory, not in temporary files.
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        pending = ahead.submit(next, prepared, None)
+        while (chunk := pending.result()) is not None:
+            pending = ahead.submit(next, prepared, None)
+            _store_chunk(conn, chunk, result, source, path.name, defn)
+            result.rows += chunk.rows
             if progress:
-                progress(done, total)
+                progress(result.rows, total)
     return result
+
+
+def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,
+                 defn: FormDefinition) -> None:
+    rejected: list[Rejected] = []
+
+    def reject(i: int, row_number: int, reasons: list[dict[str, str]], count: bool = True) -> None:
+        raw = dict(chunk.frame.loc[i].items())
+        rejected.append(Rejected(source, json.dumps(raw, ensure_ascii=False), raw, reasons, file_name, row_number))
+        if count:
+            result.counts["rejected"] += 1
+        result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
+
+    for i, reasons in chunk.errors.items():
+        reject(i, int(chunk.row_numbers[i]), reasons)
+    if chunk.stage_csv is not None:
+        _copy_stage(conn, chunk.stage_csv)
+        for r in store_rows(conn, [], source_sql="survey_stage s"):
+            i = r.n - 2
+            if r.error_field:
+                reject(i, r.n, [{"field": r.error_field, "message": r.error_message}])
+            elif r.inserted:
+                result.counts["created"] += 1
+            elif r.stored_hash == r.payload_hash:
+                result.counts["exists"] += 1
+            else:
+                result.counts["conflict"] += 1
+                reject(i, r.n, [{"field": "instance_id", "message": "already used by a different submission"}], count=False)
+    quarantine_rows(conn, rejected, defn)
