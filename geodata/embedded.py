@@ -166,7 +166,9 @@ class EmbeddedPostgres:
         if port is None:
             port = free_port()
             log = self.folder / "server.log"
-            options = f"-p {port} -h 127.0.0.1 -k ''"
+            # 256 MB of shared buffers (the default, 128 MB, is for tiny
+            # machines): survey tables and their indexes stay in memory.
+            options = f"-p {port} -h 127.0.0.1 -k '' -c shared_buffers=256MB"
             if not self.durable:
                 options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
             self._run(self.bindir / "pg_ctl", "start", "-D", self.folder, "-l", log, "-w", "-t", "60", "-o", options)

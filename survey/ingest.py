@@ -206,15 +206,23 @@ ins AS (
 -- snapshot holds none of the new rows) or, within it, collected earlier.
 -- Index-friendly equi-joins, not one join on an OR.
 pairs AS (
+    -- Against stored records: index probes (LATERAL ... OFFSET 0 is not
+    -- flattened into a hash join, which would read the whole table for
+    -- every chunk of a big import).
     SELECT n.instance_id, o.instance_id AS duplicate_of, 'national_id' AS reason, n.collected_at,
            o.collected_at AS other_collected_at, true AS earlier
-    FROM ins n JOIN survey_record o ON o.kind = n.kind AND o.id_hash = n.id_hash
-    WHERE n.id_hash IS NOT NULL
+    FROM ins n CROSS JOIN LATERAL (
+        SELECT o.instance_id, o.collected_at FROM survey_record o
+        WHERE n.id_hash IS NOT NULL AND o.kind = n.kind AND o.id_hash = n.id_hash OFFSET 0
+    ) o
     UNION ALL
     SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at, true
-    FROM ins n JOIN survey_record o ON o.kind = n.kind AND o.name_folded = n.name_folded
-         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
-    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+    FROM ins n CROSS JOIN LATERAL (
+        SELECT o.instance_id, o.collected_at FROM survey_record o
+        WHERE o.kind = n.kind AND o.name_folded = n.name_folded AND o.birth_year = n.birth_year
+          AND o.declared_commune_code = n.declared_commune_code
+          AND (o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL) OFFSET 0
+    ) o
     UNION ALL
     SELECT n.instance_id, o.instance_id, 'national_id', n.collected_at, o.collected_at,
            (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)

@@ -373,3 +373,17 @@ def test_police_never_receive_a_personal_field(world):
     for path in (f"/api/v1/submissions/{world.record_id}", "/api/v1/submissions", "/api/v1/quarantine"):
         r = world.client.get(path, params={"purpose": "investigation", "commune": world.commune["code"]}, headers=bearer(police))
         assert r.status_code == 403 and world.record["full_name"] not in r.text
+
+
+def test_a_rejected_form_naming_no_known_commune_goes_to_officers_of_the_whole_country(world, accounts):
+    bad = aspirant(world.commune, commune_code="99999", full_name=f"Mã Thị Lạc {secrets.token_hex(3)}")
+    with world.engine.begin() as conn:
+        (o,) = ingest(conn, [Incoming(json.dumps(bad, ensure_ascii=False), bad)], source="test",
+                      sender=Sender(world.users["surveyor", "in"].name))
+    assert o.status == "rejected"
+    ids = {}
+    for who, headers in (("country", bearer(accounts.user("officer"))), ("province", bearer(world.users["officer", "in"])),
+                         ("sender", bearer(world.users["surveyor", "in"]))):
+        r = world.client.get("/api/v1/quarantine", params={"limit": 1000}, headers=headers)
+        ids[who] = r.status_code, o.quarantine_id in {q["id"] for q in r.json()} if r.status_code == 200 else None
+    assert ids == {"country": (200, True), "province": (200, False), "sender": (403, None)}
