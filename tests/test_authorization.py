@@ -16,7 +16,6 @@ import base64
 import datetime as dt
 import json
 import secrets
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
