@@ -2,10 +2,11 @@
 
 One path for every channel (API, batch, OpenRosa, web form): each payload is
 validated against the form definition; the survivors go to PostGIS in one
-set-based statement that checks the declared commune, assigns the commune
-covering the GPS point at the collection date, flags mismatches and inserts,
-keyed by the client's ``instance_id``. Every rejected payload goes to the
-quarantine with its reasons.
+set-based statement that checks the declared commune and the sender's area,
+assigns the commune covering the GPS point at the collection date, flags
+mismatches, inserts (keyed by the client's ``instance_id``) and links
+probable duplicates. Every rejected payload goes to the quarantine with its
+reasons.
 """
 
 from __future__ import annotations
