@@ -23,7 +23,12 @@ def get_conn() -> Iterator[Connection]:
         yield conn
 
 
-DbConn = Annotated[Connection, Depends(get_conn)]
+# scope="function": the transaction commits (and the connection goes back to
+# the pool) when the route function returns, before the answer is sent. A
+# client told "201 stored" must find its record even if the commit failed
+# otherwise; and a connection held while the answer travels would make the
+# pool open extra ones under load.
+DbConn = Annotated[Connection, Depends(get_conn, scope="function")]
 
 # Declares the bearer scheme in OpenAPI (the "Authorize" button of /docs);
 # errors are raised below, with the reason.

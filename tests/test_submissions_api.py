@@ -227,3 +227,35 @@ def test_vietnamese_names_survive(client, commune, seeded):
         p = aspirant(commune, full_name=name)
         assert client.post("/api/v1/submissions", json=p).status_code == 201
         assert client.get(f"/api/v1/submissions/{p['instance_id']}").json()["full_name"] == name
+
+
+def test_a_201_is_only_sent_after_the_record_is_committed(seeded, commune, accounts):
+    """If the commit fails, the sender gets an error, not "stored" (its phone keeps the form and retries)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from api.main import create_app
+
+    with seeded.begin() as conn:
+        conn.execute(text("""
+            CREATE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.full_name = 'Hỏng Lúc Ghi' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON survey_record
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit();
+        """))
+    try:
+        p = aspirant(commune, full_name="Hỏng Lúc Ghi")
+        with TestClient(create_app(), headers=accounts.headers("surveyor"), raise_server_exceptions=False) as c:
+            r = c.post("/api/v1/submissions", json=p)
+            assert r.status_code == 500
+            assert c.post("/api/v1/submissions", json=aspirant(commune)).status_code == 201  # the next one is fine
+        with seeded.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM survey_record WHERE instance_id = CAST(:i AS uuid)"),
+                             {"i": p["instance_id"]}).scalar()
+        assert n == 0
+    finally:
+        with seeded.begin() as conn:
+            conn.execute(text("DROP TRIGGER test_refuse_at_commit ON survey_record; DROP FUNCTION test_refuse_at_commit()"))
