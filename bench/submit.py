@@ -284,7 +284,7 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
                 method, path, body, iid = make()
                 if iid:
                     result.sent.append(iid)
-                t0 = time.perf_counter()
+                late = 0.0
                 if rate:
                     due = start + (i + k / clients) * interval
                     if due >= deadline:
@@ -292,7 +292,8 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
                     wait = due - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
-                    t0 -= max(0.0, -wait)  # late: count from when it was due
+                    late = max(0.0, -wait)  # count from when it was due
+                t0 = time.perf_counter() - late
                 try:
                     status, _ = await asyncio.wait_for(conn.request(method, path, body), timeout)
                 except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
