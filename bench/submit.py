@@ -281,9 +281,6 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
             for i in range(per_client):
                 if time.monotonic() >= deadline:
                     break
-                method, path, body, iid = make()
-                if iid:
-                    result.sent.append(iid)
                 late = 0.0
                 if rate:
                     due = start + (i + k / clients) * interval
@@ -293,6 +290,9 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
                     if wait > 0:
                         await asyncio.sleep(wait)
                     late = max(0.0, -wait)  # count from when it was due
+                method, path, body, iid = make()
+                if iid:
+                    result.sent.append(iid)
                 t0 = time.perf_counter() - late
                 try:
                     status, _ = await asyncio.wait_for(conn.request(method, path, body), timeout)
