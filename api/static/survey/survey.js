@@ -219,6 +219,7 @@
     $('signin').hidden = !!s;
     $('signout').hidden = !s;
     $('signin-error').textContent = message || (s ? '' : TEXT.needSignIn);
+    $('signin-error').classList.toggle('hint', !message);  // an invitation, not an error
   }
   function keepTokens(username, body) {
     return store(KEY.session, {
@@ -240,6 +241,7 @@
       r = await fetchWithTimeout('/api/v1/auth/token', { method: 'POST', body, cache: 'no-store' }, SEND_TIMEOUT_MS);
     } catch (err) {
       $('signin-error').textContent = TEXT.loginOffline;
+      $('signin-error').classList.add('hint');
       return;
     }
     let answer = null;
@@ -251,6 +253,7 @@
       flush();
     } else {
       $('signin-error').textContent = r.status === 423 && answer ? TEXT.locked(answer.detail) : TEXT.badLogin;
+      $('signin-error').classList.remove('hint');
     }
   }
   // A usable access token; null when signed out or the session ended;
