@@ -226,6 +226,9 @@ def import_surveys(
     with get_engine().begin() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-import") as ahead:
         # Sorting and hashing big chunks in memory, not in temporary files.
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        # Within a chunk, probable duplicates are found by hashing the new
+        # rows, not by sorting them four times (the planner cannot size them).
+        conn.execute(text("SET LOCAL enable_mergejoin = off"))
         pending = ahead.submit(next, prepared, None)
         while (chunk := pending.result()) is not None:
             pending = ahead.submit(next, prepared, None)
