@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from api.security import Role
+from geodata.scopes import Reader
 from geodata.structures import Level, Structure
 
 app = typer.Typer(help="Labour Atlas: map and database of Vietnam's contract-labour programme.", no_args_is_help=True)
@@ -294,7 +295,7 @@ def subject_export(purpose: PurposeOption) -> None:
     national_id = _national_id_from_stdin()
     _database_from_settings()
     with get_engine().begin() as conn:
-        found = export_person(conn, national_id)
+        found = export_person(conn, national_id, Reader())  # an operator on the server: no area limit
         _audit_cli(conn, "subject export", purpose, [r["instance_id"] for r in found["records"]])
     print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
 
@@ -308,7 +309,7 @@ def subject_erase(purpose: PurposeOption) -> None:
     national_id = _national_id_from_stdin()
     _database_from_settings()
     with get_engine().begin() as conn:
-        done = erase_person(conn, national_id)
+        done = erase_person(conn, national_id, Reader())
         _audit_cli(conn, "subject erase", purpose, done["records"])
     console.print(f"anonymised {len(done['records'])} records; blanked {len(done['quarantine'])} quarantined payloads")
 

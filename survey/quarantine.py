@@ -167,8 +167,7 @@ QUARANTINE_READER_CONDITION = """
 """
 
 
-def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, offset: int = 0,
-                    reader: Reader = Reader()) -> list[dict[str, Any]]:
+def list_quarantine(conn: Connection, status: str, limit: int, offset: int, reader: Reader) -> list[dict[str, Any]]:
     """Quarantined payloads ``reader`` may see, newest first."""
     rows = conn.execute(
         text(
@@ -185,7 +184,7 @@ def list_quarantine(conn: Connection, status: str = "open", limit: int = 100, of
     ]
 
 
-def quarantine_status(conn: Connection, quarantine_id: int, reader: Reader = Reader()) -> str | None:
+def quarantine_status(conn: Connection, quarantine_id: int, reader: Reader) -> str | None:
     """The status of a quarantined payload, or None if there is no such id (that ``reader`` may see)."""
     return conn.execute(
         text(f"SELECT status FROM submission_quarantine q WHERE id = :id AND {QUARANTINE_READER_CONDITION}"),

@@ -41,7 +41,7 @@ def _jsonable(row: Any) -> dict[str, Any]:
     return out
 
 
-def get_record(conn: Connection, instance_id: str, reader: Reader = Reader()) -> dict[str, Any] | None:
+def get_record(conn: Connection, instance_id: str, reader: Reader) -> dict[str, Any] | None:
     """One record with its review state and probable duplicates, if ``reader`` may see it (personal data)."""
     row = conn.execute(
         text(RECORD_SQL + f" WHERE r.instance_id = CAST(:i AS uuid) AND {READER_CONDITION}"), {"i": instance_id, **reader.params()}
@@ -51,7 +51,7 @@ def get_record(conn: Connection, instance_id: str, reader: Reader = Reader()) ->
 
 def list_records(
     conn: Connection, *, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
-    duplicates_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader = Reader(),
+    duplicates_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader,
 ) -> list[dict[str, Any]]:
     """Records ``reader`` may see, newest first, filtered by review state, kind, commune or duplicate links."""
     where, params = [READER_CONDITION], {"limit": limit, "offset": offset, **reader.params()}
@@ -71,7 +71,7 @@ def list_records(
 
 
 def review_record(conn: Connection, instance_id: str, status: str, comment: str | None, reviewer: str,
-                  reader: Reader = Reader()) -> bool:
+                  reader: Reader) -> bool:
     """Move a record to a review state with a comment; False if no such record (that ``reader`` may see)."""
     if status not in REVIEW_STATES:
         raise ValueError(f"review status must be one of {', '.join(REVIEW_STATES)}")

@@ -33,7 +33,7 @@ RETURNING instance_id::text
 """
 
 
-def export_person(conn: Connection, national_id: str, reader: Reader = Reader()) -> dict[str, Any]:
+def export_person(conn: Connection, national_id: str, reader: Reader) -> dict[str, Any]:
     """Every record and quarantined payload that holds this person's ID (for the person, on request).
 
     Limited to what ``reader`` may see: an officer exports what its area holds.
@@ -49,12 +49,12 @@ def export_person(conn: Connection, national_id: str, reader: Reader = Reader())
         {"marker": f"hmac:{digest}", **reader.params()},
     ).mappings().all()
     return {
-        "records": [get_record(conn, i) for i in ids],
+        "records": [get_record(conn, i, Reader()) for i in ids],  # ids already limited above
         "quarantine": [{**q, "received_at": q["received_at"].isoformat()} for q in quarantined],
     }
 
 
-def erase_person(conn: Connection, national_id: str, defn: FormDefinition = FORM, reader: Reader = Reader()) -> dict[str, list[str]]:
+def erase_person(conn: Connection, national_id: str, reader: Reader, defn: FormDefinition = FORM) -> dict[str, list[str]]:
     """Anonymise this person's records and blank their quarantined payloads; returns what was touched.
 
     Limited to what ``reader`` may see: an officer erases what its area holds.

@@ -16,7 +16,14 @@ from api.deps import AuditedRead, AuthUser, DbConn
 from api.security import Role
 from geodata.scopes import Reader
 from survey.definition import FORM
-from survey.ingest import RECORD_FIELDS, Incoming, Outcome, Sender, ingest, parse_payload
+from survey.ingest import (
+    RECORD_FIELDS,
+    Incoming,
+    Outcome,
+    Sender,
+    ingest,
+    parse_payload,
+)
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
 from survey.records import get_record, list_records, review_record
 from survey.schemas import submission_model
