@@ -20,9 +20,9 @@ import base64
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -116,6 +116,14 @@ def _check_password(username: str, password: str):
     # Own transaction: a failure count must be kept although the request fails.
     with get_engine().begin() as conn:
         return authenticate(conn, username, password, issue_tokens_on_success=False)
+
+
+OFFICERS = Allow(Role.officer, limit="area")
+ADMINS = Allow(Role.admin, limit="none")
+OfficerUser = Annotated[AuthUser, Depends(OFFICERS)]
+"""An officer, limited to its area (records, quarantine, a person's data)."""
+AdminUser = Annotated[AuthUser, Depends(ADMINS)]
+"""An administrator (accounts, the audit log; personal data only through break-glass)."""
 
 
 def reader_for(user: AuthUser, limit: Limit) -> Reader:

@@ -69,14 +69,6 @@ def get_current_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_t
 CurrentUser = Annotated[AuthUser, Depends(get_current_user)]
 
 
-def get_optional_user(conn: DbConn, token: Annotated[str | None, Depends(bearer_token)]) -> AuthUser | None:
-    """The signed-in user if a token is sent (a bad token is still a 401), else None."""
-    return get_current_user(conn, token) if token else None
-
-
-OptionalUser = Annotated[AuthUser | None, Depends(get_optional_user)]
-
-
 @dataclass
 class PersonalRead:
     """A read of personal data in progress: call :meth:`log` with the record ids returned."""

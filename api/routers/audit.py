@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.access import Allow
+from api.access import AdminUser
 from api.audit import list_audit
-from api.deps import AuthUser, DbConn
-from api.security import Role
+from api.deps import DbConn
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["admin"])
-
-AdminUser = Annotated[AuthUser, Depends(Allow(Role.admin, limit="none"))]
 
 
 @router.get("")

@@ -7,20 +7,14 @@ compared. Both routes are audited with the record ids touched.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from api.access import Allow, reader_for
-from api.deps import AuditedRead, AuthUser, DbConn
-from api.security import Role
+from api.access import OFFICERS, OfficerUser, reader_for
+from api.deps import AuditedRead, DbConn
 from survey.subject_rights import erase_person, export_person
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["data-subject rights"])
-
-OFFICERS = Allow(Role.officer, limit="area")
-OfficerUser = Annotated[AuthUser, Depends(OFFICERS)]
 
 
 class Person(BaseModel):

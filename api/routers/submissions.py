@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import Allow, reader_for
+from api.access import OFFICERS, Allow, OfficerUser, reader_for
 from api.deps import AuditedRead, AuthUser, DbConn
 from api.security import Role
 from geodata.scopes import Reader
@@ -35,9 +35,7 @@ HTTP_STATUS = {"created": 201, "exists": 200, "conflict": 409, "rejected": 422, 
 
 SENDERS = Allow(Role.surveyor, Role.officer, limit="own_or_area")
 """Surveyors and officers store records in their area; surveyors read what they sent, officers their area."""
-OFFICERS = Allow(Role.officer, limit="area")
 SurveyUser = Annotated[AuthUser, Depends(SENDERS)]
-OfficerUser = Annotated[AuthUser, Depends(OFFICERS)]
 
 
 def sender_of(user: AuthUser) -> Sender:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from api.access import Allow
-from api.deps import AuthUser, DbConn
+from api.access import AdminUser
+from api.deps import DbConn
 from api.security import (
     AccountError,
     Role,
@@ -22,8 +21,6 @@ from api.security import (
 from geodata.structures import Structure
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
-
-AdminUser = Annotated[AuthUser, Depends(Allow(Role.admin, limit="none"))]
 
 
 class ScopeCode(BaseModel):
