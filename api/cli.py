@@ -240,8 +240,11 @@ def user_list() -> None:
     with get_engine().connect() as conn:
         users = list_users(conn)
     table = Table("username", "role", "scope", "state", "last sign-in", title=f"{len(users)} users")
+    table.columns[0].no_wrap = True  # names are what an administrator looks for
     for u in users:
-        scope = ", ".join(f"{s['code']} {s['name']} ({s['structure']})" for s in u["scope"]) or "-"
+        units = [f"{s['code']} {s['name']} ({s['structure']})" for s in u["scope"]]
+        # A whole-country area is 34 or 63 provinces: show a few and the count.
+        scope = ", ".join(units[:3]) + (f" and {len(units) - 3} more" if len(units) > 3 else "") if units else "-"
         state = "disabled" if u["disabled"] else f"locked until {u['locked_until']:%Y-%m-%d %H:%M}" if u["locked_until"] else "active"
         last = f"{u['last_login_at']:%Y-%m-%d %H:%M}" if u["last_login_at"] else "never"
         table.add_row(u["username"], u["role"], scope, state, last)
