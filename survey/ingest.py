@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 from geodata.settings import get_settings
 from survey.definition import FORM, FormDefinition
 from survey.identity import MissingSecret, national_id_hash
-from survey.quarantine import canonical_json, quarantine_payload
+from survey.quarantine import Rejected, canonical_json, quarantine_rows
 from survey.schemas import FieldError, validate_submission
 
 Status = Literal["created", "exists", "conflict", "rejected", "forbidden"]
@@ -321,6 +321,7 @@ def ingest(
     outcomes: list[Outcome | None] = [None] * len(items)
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
+    rejected: list[tuple[int, list[dict[str, str]], Status]] = []  # (item, reasons, status)
     for n, item in enumerate(items):
         if not isinstance(item.payload, dict):
             errors = [FieldError("body", "not a JSON object")]
@@ -336,12 +337,12 @@ def ingest(
             seen[iid] = canonical_json(row | {"n": 0})
             rows.append(row)
             continue
-        outcomes[n] = _reject(conn, item, [e.as_dict() for e in errors], source, file_name, defn, sender)
+        rejected.append((n, [e.as_dict() for e in errors], "rejected"))
     for r in store_rows(conn, rows, sender=sender) if rows else []:
         item = items[r.n]
         if r.error_field:
-            outcomes[r.n] = _reject(conn, item, [{"field": r.error_field, "message": r.error_message}], source, file_name, defn,
-                                    sender, "forbidden" if r.error_field == "scope" else "rejected")
+            rejected.append((r.n, [{"field": r.error_field, "message": r.error_message}],
+                             "forbidden" if r.error_field == "scope" else "rejected"))
         elif r.inserted:
             record = {k: getattr(r, k) for k in RECORD_FIELDS} | {"review_status": "received"}
             outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number, record=record)
@@ -351,14 +352,14 @@ def ingest(
             ).scalar()
             status = "exists" if stored == r.payload_hash else "conflict"
             outcomes[r.n] = Outcome(status, r.instance_id, row_number=item.row_number)
+    # Every rejected payload of the call goes to the quarantine in one statement.
+    submitted_by = sender.name if sender else None
+    quarantine_ids = quarantine_rows(conn, [
+        Rejected(source, items[n].text, items[n].payload, reasons, file_name, items[n].row_number, submitted_by)
+        for n, reasons, _ in rejected
+    ], defn)
+    for (n, reasons, status), qid in zip(rejected, quarantine_ids, strict=True):
+        payload = items[n].payload
+        iid = payload.get("instance_id") if isinstance(payload, dict) else None
+        outcomes[n] = Outcome(status, str(iid) if iid is not None else None, reasons, qid, items[n].row_number)
     return [o for o in outcomes if o is not None]
-
-
-def _reject(conn: Connection, item: Incoming, reasons: list[dict[str, str]], source: str, file_name: str | None,
-            defn: FormDefinition, sender: Sender | None, status: Status = "rejected") -> Outcome:
-    qid = quarantine_payload(
-        conn, source=source, payload_text=item.text, payload=item.payload, reasons=reasons,
-        file_name=file_name, row_number=item.row_number, defn=defn, submitted_by=sender.name if sender else None,
-    )
-    iid = item.payload.get("instance_id") if isinstance(item.payload, dict) else None
-    return Outcome(status, str(iid) if iid is not None else None, reasons, qid, item.row_number)
