@@ -10,7 +10,26 @@ from geodata.scopes import Reader, scope_condition
 
 REVIEW_STATES = ("received", "approved", "has_issues", "rejected")
 
-RECORD_SQL = """
+def reader_condition(alias: str) -> str:
+    """WHERE condition: the record ``alias`` is one the reader may see (bind :meth:`Reader.params`).
+
+    A record belongs to the area of its declared commune and of the commune
+    its GPS point fell in: officers of either see it. A surveyor sees what it sent.
+    """
+    return f"""
+    (CAST(:scope_user_id AS uuid) IS NULL
+     OR {scope_condition(f"{alias}.declared_commune_code", f"{alias}.structure")}
+     OR {scope_condition(f"{alias}.assigned_commune_code", f"{alias}.structure")})
+    AND (CAST(:own_sender AS text) IS NULL OR {alias}.submitted_by = :own_sender)
+"""
+
+
+READER_CONDITION = reader_condition("r")
+
+# Probable duplicates are listed only where the reader may see the other
+# record too: a link is itself personal data (this person was surveyed
+# there), and listing every link would let a sender probe for any national ID.
+RECORD_SQL = f"""
 SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, r.collected_at, r.submitted_at,
        r.surveyor, r.source, r.structure, r.declared_commune_code, r.assigned_commune_code,
        ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.gps_accuracy_m, r.accuracy_flag, r.location_mismatch,
@@ -18,19 +37,22 @@ SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, 
        r.sex, r.departure_date, r.market, r.recruiter_licence, r.answers, r.review_status, r.review_comment,
        r.reviewed_by, r.reviewed_at,
        coalesce((SELECT json_agg(json_build_object('instance_id', d.duplicate_of, 'reason', d.reason))
-                 FROM probable_duplicate d WHERE d.instance_id = r.instance_id), '[]') AS probable_duplicates
+                 FROM probable_duplicate d JOIN survey_record o ON o.instance_id = d.duplicate_of
+                 WHERE d.instance_id = r.instance_id AND {reader_condition("o")}), '[]') AS probable_duplicates
 FROM survey_record r
 """
 
 
-# A record belongs to the area of its declared commune and of the commune
-# its GPS point fell in: officers of either see it.
-READER_CONDITION = f"""
-    (CAST(:scope_user_id AS uuid) IS NULL
-     OR {scope_condition("r.declared_commune_code", "r.structure")}
-     OR {scope_condition("r.assigned_commune_code", "r.structure")})
-    AND (CAST(:own_sender AS text) IS NULL OR r.submitted_by = :own_sender)
-"""
+def readable_duplicates(conn: Connection, duplicates: list[dict[str, Any]], reader: Reader) -> list[dict[str, Any]]:
+    """The probable-duplicate links (``{"instance_id", "reason"}``) whose other record ``reader`` may see."""
+    if not duplicates:
+        return []
+    ids = [str(d["instance_id"]) for d in duplicates]
+    seen = set(conn.execute(
+        text(f"SELECT r.instance_id::text FROM survey_record r WHERE r.instance_id = ANY(CAST(:ids AS uuid[])) AND {READER_CONDITION}"),
+        {"ids": ids, **reader.params()},
+    ).scalars())
+    return [d for d in duplicates if str(d["instance_id"]) in seen]
 
 
 def _jsonable(row: Any) -> dict[str, Any]:

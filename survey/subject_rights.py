@@ -49,7 +49,7 @@ def export_person(conn: Connection, national_id: str, reader: Reader) -> dict[st
         {"marker": f"hmac:{digest}", **reader.params()},
     ).mappings().all()
     return {
-        "records": [get_record(conn, i, Reader()) for i in ids],  # ids already limited above
+        "records": [get_record(conn, i, reader) for i in ids],
         "quarantine": [{**q, "received_at": q["received_at"].isoformat()} for q in quarantined],
     }
 

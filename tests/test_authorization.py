@@ -386,3 +386,20 @@ def test_a_rejected_form_naming_no_known_commune_goes_to_officers_of_the_whole_c
         r = world.client.get("/api/v1/quarantine", params={"limit": 1000}, headers=headers)
         ids[who] = r.status_code, o.quarantine_id in {q["id"] for q in r.json()} if r.status_code == 200 else None
     assert ids == {"country": (200, True), "province": (200, False), "sender": (403, None)}
+
+
+def test_duplicate_links_show_only_records_the_reader_may_see(world, accounts):
+    """A sender cannot probe for a national ID: links to records it may not read are not listed."""
+    colleague = accounts.user("surveyor", ("42", world.commune["code"]))  # same area, did not send the first record
+    same_person = aspirant(world.commune, national_id=world.national_id, full_name="Người Khác Gửi")
+    r = world.client.post("/api/v1/submissions", json=same_person, headers=bearer(colleague))
+    assert r.status_code == 201 and r.json()["record"]["probable_duplicates"] == []
+    own = world.client.get(f"/api/v1/submissions/{same_person['instance_id']}", headers=bearer(colleague))
+    assert own.status_code == 200 and own.json()["probable_duplicates"] == []
+    # The officer of the area sees the link; the first sender sees it for a record it sends itself.
+    officer = world.client.get(f"/api/v1/submissions/{same_person['instance_id']}", headers=bearer(world.users["officer", "in"]))
+    assert {"instance_id": world.record_id, "reason": "national_id"} in officer.json()["probable_duplicates"]
+    again = aspirant(world.commune, national_id=world.national_id, full_name="Người Gửi Lại")
+    mine = world.client.post("/api/v1/submissions", json=again, headers=bearer(world.users["surveyor", "in"]))
+    assert {"instance_id": world.record_id, "reason": "national_id"} in mine.json()["record"]["probable_duplicates"]
+    assert same_person["instance_id"] not in mine.text

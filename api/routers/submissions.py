@@ -25,7 +25,7 @@ from survey.ingest import (
     parse_payload,
 )
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
-from survey.records import get_record, list_records, review_record
+from survey.records import get_record, list_records, readable_duplicates, review_record
 from survey.schemas import submission_model
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
@@ -55,7 +55,8 @@ def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
     elif o.status == "conflict":
         body["detail"] = f"instance_id {o.instance_id} is already used by a different submission"
     elif o.record is not None:  # created now: the store statement said it all
-        body["record"] = o.record
+        body["record"] = o.record | {
+            "probable_duplicates": readable_duplicates(conn, o.record["probable_duplicates"], reader)}
     elif (record := get_record(conn, o.instance_id, reader)) is not None:
         body["record"] = {k: record[k] for k in (*RECORD_FIELDS, "review_status")}
     return body
