@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 
+from geodata.scopes import scope_condition
 from geodata.settings import get_settings
 from survey.definition import FORM, FormDefinition
 from survey.identity import MissingSecret, national_id_hash
@@ -102,13 +103,13 @@ ROW_TYPES = """
 
 # {source} is a relation with the columns of ROW_TYPES: a jsonb_to_recordset
 # of the request's rows, or a staging table filled by COPY for big files.
-STORE_SQL = """
+STORE_SQL = f"""
 WITH a AS (
     -- The commune covering each point, as a join (not a per-row lookup) so that
     -- for a big staged file with a spatial index the planner can drive it from
     -- the polygons; min() picks the lower code on a shared border.
     SELECT s.n, min(p.code) AS code
-    FROM {source}
+    FROM {{source}}
     JOIN boundary_structure st
       ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
      AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
@@ -134,10 +135,9 @@ e AS (
            (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date,
            -- A sender with an area scope may store records whose declared or
            -- located commune is in it (a trusted file import has none).
-           CAST(:scope_user_id AS uuid) IS NULL OR EXISTS (
-               SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid)
-               AND u.structure = st.name AND u.code IN (d.code, a.code)) AS in_scope
-    FROM {source}
+           (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("d.code", "st.name")}
+            OR {scope_condition("a.code", "st.name")}) AS in_scope
+    FROM {{source}}
     LEFT JOIN boundary_structure st
            ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
           AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
