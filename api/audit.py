@@ -31,14 +31,13 @@ def list_audit(
     conn: Connection, *, actor: str | None = None, record_id: str | None = None, limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Audit rows, newest first, optionally for one actor or one record."""
-    where, params = ["true"], {"limit": limit, "offset": offset}
-    if actor:
-        where.append("actor = :actor")
-        params["actor"] = actor
-    if record_id:
-        where.append("record_ids @> ARRAY[CAST(:rid AS text)]")
-        params["rid"] = record_id
     rows = conn.execute(
-        text(f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit OFFSET :offset"), params
+        text(
+            """SELECT * FROM audit_log
+               WHERE (CAST(:actor AS text) IS NULL OR actor = :actor)
+                 AND (CAST(:rid AS text) IS NULL OR record_ids @> ARRAY[CAST(:rid AS text)])
+               ORDER BY id DESC LIMIT :limit OFFSET :offset"""
+        ),
+        {"actor": actor or None, "rid": record_id or None, "limit": limit, "offset": offset},
     ).mappings()
     return [{**r, "at": r["at"].isoformat()} for r in rows]

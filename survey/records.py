@@ -71,25 +71,24 @@ def get_record(conn: Connection, instance_id: str, reader: Reader) -> dict[str, 
     return _jsonable(row) if row else None
 
 
+LIST_SQL = text(RECORD_SQL + f"""
+WHERE {READER_CONDITION}
+  AND (CAST(:rs AS text) IS NULL OR r.review_status = :rs)
+  AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+  AND (CAST(:c AS text) IS NULL OR r.declared_commune_code = :c OR r.assigned_commune_code = :c)
+  AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id))
+ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset
+""")
+
+
 def list_records(
     conn: Connection, *, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
     duplicates_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader,
 ) -> list[dict[str, Any]]:
     """Records ``reader`` may see, newest first, filtered by review state, kind, commune or duplicate links."""
-    where, params = [READER_CONDITION], {"limit": limit, "offset": offset, **reader.params()}
-    if review_status:
-        where.append("r.review_status = :rs")
-        params["rs"] = review_status
-    if kind:
-        where.append("r.kind = :kind")
-        params["kind"] = kind
-    if commune:
-        where.append("(r.declared_commune_code = :c OR r.assigned_commune_code = :c)")
-        params["c"] = commune
-    if duplicates_only:
-        where.append("EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id)")
-    sql = RECORD_SQL + f" WHERE {' AND '.join(where)} ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset"
-    return [_jsonable(r) for r in conn.execute(text(sql), params).mappings()]
+    params = {"rs": review_status or None, "kind": kind or None, "c": commune or None, "dups": duplicates_only,
+              "limit": limit, "offset": offset, **reader.params()}
+    return [_jsonable(r) for r in conn.execute(LIST_SQL, params).mappings()]
 
 
 def review_record(conn: Connection, instance_id: str, status: str, comment: str | None, reviewer: str,
