@@ -35,8 +35,11 @@ app.add_typer(geodata_app, name="geodata")
 app.add_typer(user_app, name="user")
 app.add_typer(subject_app, name="subject")
 
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: messages are not broken into lines by rich (the terminal wraps
+# them), so a file path or an error can be copied whole, and the output does
+# not depend on the width of the terminal or the length of the path.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> None:
