@@ -18,7 +18,8 @@ import uuid
 from sqlalchemy import Connection, text
 
 from survey.definition import FORM
-from survey.ingest import Incoming, Sender, ingest
+from survey.ingest import Incoming, ingest
+from survey.store import Sender
 
 SOURCE = "sample (synthetic)"
 SURVEYOR = "Dữ liệu mẫu (giả lập)"

@@ -1,40 +1,42 @@
 """Import survey CSV files: ODK Central and KoboToolbox exports, and our own CSV.
 
 The file is validated as a batch (pandera, :mod:`survey.batch`); valid rows
-are COPYed into a staging table and stored by the same set-based statement as
-every other channel (:data:`survey.ingest.STORE_SQL`: declared commune check,
-commune assignment, idempotency); every rejected row goes to the quarantine
-with its row number. One transaction per file: all of it or nothing.
+are COPYed into a staging table and stored by the same set-based statements as
+every other channel (:mod:`survey.store`: declared commune check, commune
+assignment, idempotency, probable duplicates); every rejected row goes to the
+quarantine with its row number. One transaction per file: all of it or nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import text
 
 from geodata.db import get_engine
 from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
-from survey.identity import national_id_hash
-from survey.ingest import (
-    COLUMNS,
-    NOT_IN_ANSWERS,
-    ROW_TYPES,
-    store_rows,
-)
+from survey.identity import national_id_hashes
+from survey.ingest import COLUMNS, NOT_IN_ANSWERS
 from survey.quarantine import Rejected, quarantine_rows
+from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, insert_checked
 
 CHUNK = 50_000
+FIRST_ROWS_ALONE = 1_000
 GEO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "accuracy": "accuracy", "precision": "accuracy"}
 INSTANCE_COLUMNS = ("instance_id", "instanceID", "meta-instanceID", "meta/instanceID", "_uuid", "KEY")
 
@@ -99,57 +101,65 @@ def frame_for_validation(raw: pd.DataFrame, mapping: dict[str, str], defn: FormD
     return frame
 
 
-def db_rows(typed: pd.DataFrame, row_numbers: pd.Series, source: str, defn: FormDefinition) -> pd.DataFrame:
-    """The staging rows (columns of :data:`survey.ingest.ROW_TYPES`) of valid typed rows."""
+def db_rows(typed: pd.DataFrame, row_numbers: pd.Series, source: str, defn: FormDefinition) -> pa.Table:
+    """The staging rows (columns of :data:`survey.store.ROW_TYPES`) of valid typed rows.
+
+    Whole columns at a time: a call per value would cost more than storing the row.
+    """
     answer_fields = [f.name for f in defn.fields if f.name not in NOT_IN_ANSWERS and f.type != "geopoint"]
     answers = typed[answer_fields].copy()
     for f in defn.fields:
-        if f.name in answers and f.type == "date":
-            answers[f.name] = answers[f.name].map(_iso)
-    ids = typed["national_id"]
-    return pd.DataFrame(
+        if f.type == "date" and f.name in typed:
+            # JSON and COPY both want ISO dates, not timestamps.
+            day = typed[f.name].dt.strftime("%Y-%m-%d")
+            if f.name in answers:
+                answers[f.name] = day
+            typed = typed.assign(**{f.name: day})
+    n = len(typed)
+    rows = pd.DataFrame(
         {
             "n": row_numbers.to_numpy(),
             "instance_id": typed["instance_id"].to_numpy(),
-            "form_id": defn.form_id,
-            "form_version": defn.version,
+            "form_id": [defn.form_id] * n,
+            "form_version": [defn.version] * n,
             "kind": typed["kind"].to_numpy(),
-            "collected_at": typed["collected_at"].map(lambda t: t.isoformat()).to_numpy(),
+            "collected_at": typed["collected_at"].to_numpy(),
             "surveyor": typed["surveyor"].to_numpy(),
-            "source": source,
+            "source": [source] * n,
             "commune_code": typed["commune_code"].to_numpy(),
-            "lon": typed["location_lon"].to_numpy(dtype="float64"),
-            "lat": typed["location_lat"].to_numpy(dtype="float64"),
-            "accuracy": typed["location_accuracy"].astype("float64").to_numpy(),
+            "lon": typed["location_lon"].to_numpy(dtype="float64", na_value=np.nan),
+            "lat": typed["location_lat"].to_numpy(dtype="float64", na_value=np.nan),
+            "accuracy": typed["location_accuracy"].to_numpy(dtype="float64", na_value=np.nan),
             "mock_location": typed["mock_location"].fillna(False).to_numpy(dtype=bool),
-            "id_hash": [national_id_hash(v) if isinstance(v, str) else None for v in ids],
-            **{c: typed[c].map(_iso).to_numpy() if c in typed else None for c in COLUMNS},
+            "id_hash": national_id_hashes(typed["national_id"].to_numpy()),
+            **{c: typed[c] if c in typed else None for c in COLUMNS},
             "answers": answers.to_json(orient="records", lines=True, force_ascii=False).splitlines(),
-        }
+        },
+        index=typed.index,
     )
+    table = pa.Table.from_pandas(rows[ROW_COLUMNS], preserve_index=False)
+    # The collection time as an instant (UTC): COPY reads the trailing Z.
+    return table.set_column(table.schema.get_field_index("collected_at"), "collected_at",
+                            table["collected_at"].cast(pa.timestamp("us", tz="UTC")))
 
 
-def _iso(value):
-    """Dates as ISO text; missing values (None, NA, NaT) as None."""
-    if value is None or (not isinstance(value, (list, str)) and pd.isna(value)):
-        return None
-    return value.isoformat() if isinstance(value, dt.date) else value
+def stage_csv(rows: pa.Table) -> bytes:
+    """The COPY text of staging rows: strings quoted, missing values empty and unquoted (NULL)."""
+    sink = io.BytesIO()
+    pa_csv.write_csv(rows, sink, pa_csv.WriteOptions(include_header=False))
+    return sink.getvalue()
 
 
-STAGE_COLUMNS = [c.strip().split()[0] for c in ROW_TYPES.split(",")]
-
-
-def _copy_stage(conn, csv_text: str) -> None:
-    conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS survey_stage ({ROW_TYPES}) ON COMMIT DROP"))
-    conn.execute(text("TRUNCATE survey_stage"))
-    # With the points indexed, PostGIS assigns communes polygon by polygon
-    # instead of one index probe per row (several times faster on big files).
-    conn.execute(text(
-        "CREATE INDEX IF NOT EXISTS survey_stage_point ON survey_stage USING gist (ST_SetSRID(ST_MakePoint(lon, lat), 4326))"
-    ))
+def _copy_stage(conn, csv_bytes: bytes) -> None:
+    """COPY the rows of one chunk into the session's staging table, indexed by point."""
+    conn.execute(text(f"CREATE TEMP TABLE survey_stage ({ROW_TYPES}) ON COMMIT DROP"))
     cursor = conn.connection.dbapi_connection.cursor()
-    with cursor.copy(f"COPY survey_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
-        copy.write(csv_text)
+    with cursor.copy(f"COPY survey_stage ({', '.join(ROW_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        copy.write(csv_bytes)
+    # With the points indexed, PostGIS assigns communes polygon by polygon
+    # instead of one index probe per row (several times faster on big files);
+    # built after the COPY, in one sorted pass, rather than row by row.
+    conn.execute(text("CREATE INDEX ON survey_stage USING gist (ST_SetSRID(ST_MakePoint(lon, lat), 4326))"))
     # The planner needs the row count and the spread of the points, not
     # statistics of every answer.
     conn.execute(text("ANALYZE survey_stage (n, lon, lat, commune_code)"))
@@ -163,7 +173,9 @@ class PreparedChunk:
     frame: pd.DataFrame  # the rows as read, columns named by form field (for quarantine)
     row_numbers: pd.Series
     errors: dict[int, list[dict[str, str]]]
-    stage_csv: str | None
+    staged: int  # valid rows, in stage_csv
+    stage_csv: bytes | None
+    checked_table: str | None = None  # where the database checked them (see survey.store.check_into)
 
 
 def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, defn: FormDefinition,
@@ -179,13 +191,30 @@ def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, def
     for i in good.index[repeated]:
         found[i] = [{"field": "instance_id", "message": "repeats an earlier row of this file"}]
     good = good[~repeated]
-    stage_csv = None
+    csv_bytes = None
     if not good.empty:
-        rows = db_rows(good, row_numbers[good.index], source, defn)
-        # One CSV text for the whole chunk: far faster than a Python call per
-        # value. Missing values are written unquoted and empty: NULL to COPY.
-        stage_csv = rows[STAGE_COLUMNS].to_csv(header=False, index=False, na_rep="", date_format="%Y-%m-%d")
-    return PreparedChunk(len(chunk), chunk.rename(columns=mapping), row_numbers, found, stage_csv)
+        csv_bytes = stage_csv(db_rows(good, row_numbers[good.index], source, defn))
+    return PreparedChunk(len(chunk), chunk.rename(columns=mapping), row_numbers, found, len(good), csv_bytes)
+
+
+# Work tables of a running import are named survey_import_<tag>_<chunk>; the
+# import holds a transaction-level advisory lock on its tag, so a table whose
+# tag nobody holds was left by an import that died, and is dropped.
+WORK_TABLE_PREFIX = "survey_import_"
+WORK_LOCK_CLASS = 4242
+
+
+def drop_orphan_work_tables(conn) -> list[str]:
+    """Drop work tables (with personal data) left by imports that were killed."""
+    dropped = []
+    for (table,) in conn.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE :p"
+    ), {"p": WORK_TABLE_PREFIX + "%"}):
+        tag = table.removeprefix(WORK_TABLE_PREFIX).split("_")[0]
+        if conn.execute(text("SELECT pg_try_advisory_xact_lock(:k, hashtext(:t))"), {"k": WORK_LOCK_CLASS, "t": tag}).scalar():
+            conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
+            dropped.append(table)
+    return dropped
 
 
 def import_surveys(
@@ -197,8 +226,11 @@ def import_surveys(
 ) -> SurveyImportResult:
     """Import one survey CSV; returns counts per outcome and the rejected rows.
 
-    Chunks are validated one ahead in a second thread while PostgreSQL stores
-    the previous one, so that the two cores work at the same time.
+    Three stages work at once, a chunk apart: Python validates a chunk; a
+    second database connection checks the one before (declared commune,
+    commune of the point, fingerprint) into a work table; the import's own
+    transaction stores the one before that. Only that transaction writes
+    records, so the file is imported all or nothing.
 
     Example::
 
@@ -221,22 +253,59 @@ def import_surveys(
         )
     result = SurveyImportResult(str(path))
     source = f"csv:{path.name}"
+    engine = get_engine()
+    tag = uuid.uuid4().hex[:16]
+    tables: list[str] = []
     chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=CHUNK)
     prepared = (prepare_chunk(c, mapping, source, defn, now) for c in chunks)
-    with get_engine().begin() as conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-import") as ahead:
-        # Sorting and hashing big chunks in memory, not in temporary files.
-        conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        # Within a chunk, probable duplicates are found by hashing the new
-        # rows, not by sorting them four times (the planner cannot size them).
-        conn.execute(text("SET LOCAL enable_mergejoin = off"))
-        pending = ahead.submit(next, prepared, None)
-        while (chunk := pending.result()) is not None:
-            pending = ahead.submit(next, prepared, None)
-            _store_chunk(conn, chunk, result, source, path.name, defn)
-            result.rows += chunk.rows
-            if progress:
-                progress(result.rows, total)
+
+    validating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-validate")
+    checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-check")
+    checker = engine.connect()
+
+    def check(validated: Future) -> PreparedChunk | None:
+        chunk = validated.result()
+        if chunk is not None and chunk.stage_csv is not None:
+            chunk.checked_table = f"{WORK_TABLE_PREFIX}{tag}_{len(tables)}"
+            tables.append(chunk.checked_table)
+            with checker.begin():
+                _copy_stage(checker, chunk.stage_csv)
+                check_into(checker, "survey_stage s", chunk.checked_table)
+            chunk.stage_csv = None
+        return chunk
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:t))"), {"k": WORK_LOCK_CLASS, "t": tag})
+            drop_orphan_work_tables(conn)
+            # Sorting and hashing big chunks in memory, not in temporary files.
+            conn.execute(text("SET LOCAL work_mem = '256MB'"))
+            # Within a chunk, probable duplicates are found by hashing the new
+            # rows, not by sorting them four times (the planner cannot size them).
+            conn.execute(text("SET LOCAL enable_mergejoin = off"))
+            checked = checking.submit(check, validating.submit(next, prepared, None))
+            ahead = validating.submit(next, prepared, None)
+            while (chunk := checked.result()) is not None:
+                checked = checking.submit(check, ahead)
+                ahead = validating.submit(next, prepared, None)
+                _store_chunk(conn, chunk, result, source, path.name, defn)
+                result.rows += chunk.rows
+                if progress:
+                    progress(result.rows, total)
+    finally:
+        validating.shutdown(cancel_futures=True)
+        checking.shutdown(cancel_futures=True)
+        # The import's transaction is over: its work tables can go.
+        with checker.begin():
+            for table in tables:
+                checker.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
+        checker.close()
     return result
+
+
+def planner_sees_no_records(conn) -> bool:
+    """Is survey_record still without a single page (so the planner thinks it empty)?"""
+    return conn.execute(text("SELECT pg_relation_size('survey_record') = 0")).scalar()
 
 
 def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,
@@ -252,14 +321,23 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
 
     for i, reasons in chunk.errors.items():
         reject(i, int(chunk.row_numbers[i]), reasons)
-    if chunk.stage_csv is not None:
-        _copy_stage(conn, chunk.stage_csv)
-        for r in store_rows(conn, [], source_sql="survey_stage s"):
+    if chunk.checked_table is not None:
+        not_stored = []
+        # Into an empty table the planner picks any index for the duplicate
+        # probes (all cost nothing), and a probe on the wrong one walks every
+        # row the statement has written so far: quadratic, minutes per chunk.
+        # A first small statement gives the table pages and the planner sizes.
+        if planner_sees_no_records(conn):
+            not_stored += insert_checked(conn, chunk.checked_table, limit=FIRST_ROWS_ALONE)
+            not_stored += insert_checked(conn, chunk.checked_table, offset=FIRST_ROWS_ALONE)
+        else:
+            not_stored += insert_checked(conn, chunk.checked_table)
+        if created := chunk.staged - len(not_stored):
+            result.counts["created"] += created
+        for r in not_stored:
             i = r.n - 2
             if r.error_field:
                 reject(i, r.n, [{"field": r.error_field, "message": r.error_message}])
-            elif r.inserted:
-                result.counts["created"] += 1
             elif r.stored_hash == r.payload_hash:
                 result.counts["exists"] += 1
             else:

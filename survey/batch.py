@@ -83,7 +83,8 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
             parsed = pd.to_datetime(col, errors="coerce", format="ISO8601")
             bad = col.notna() & parsed.isna()
             flag(bad, f.name, lambda i, c=col: f"{c[i]!r} is not a valid date")
-            out[f.name] = parsed.dt.date.where(parsed.notna(), None)
+            # A day, kept as a datetime64 column (whole-column operations downstream).
+            out[f.name] = (parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed).dt.normalize()
         elif f.type == "select_multiple":
             out[f.name] = col.map(lambda v: v.split() if isinstance(v, str) else None, na_action="ignore")
         elif f.type == "uuid":

@@ -28,7 +28,8 @@ from sqlalchemy import text
 from api.access import PUBLIC, Allow, AllowBasic, app_route_rules
 from api.main import create_app
 from api.security import Role
-from survey.ingest import Incoming, Sender, ingest
+from survey.ingest import Incoming, ingest
+from survey.store import Sender
 from tests.test_openrosa import answers, instance_xml
 from tests.test_submissions_api import aspirant
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 
 import pytest
@@ -13,7 +14,7 @@ from api.cli import app as cli
 from etl.surveys import import_surveys
 from survey.batch import validate_frame
 from survey.schemas import validate_submission
-from tests.test_submissions_api import aspirant
+from tests.test_submissions_api import NOW, aspirant
 
 
 def own_row(p: dict) -> dict:
@@ -153,3 +154,84 @@ def test_batch_and_single_validation_flag_the_same_fields(commune, change):
 
     _, batch = validate_frame(pd.DataFrame([row]))
     assert {e.field for e in single} == {e.field for e in batch.get(0, [])}
+
+
+def work_tables(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'survey_import_%'")).scalars().all()
+
+
+def links(engine, instance_id) -> set[tuple[str, str]]:
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(
+            text("SELECT duplicate_of::text, reason FROM probable_duplicate WHERE instance_id = :i"), {"i": instance_id})}
+
+
+def test_a_file_of_many_chunks_is_stored_like_one(seeded, commune, tmp_path, monkeypatch):
+    """Chunks are validated, checked and stored by three workers at once: the result must not show it."""
+    monkeypatch.setattr("etl.surveys.CHUNK", 2)
+    first = aspirant(commune, full_name="Phùng Thị Duyên", national_id="077 188 000111", collected_at=(NOW - dt.timedelta(days=3)).isoformat())
+    rows = [first, aspirant(commune, full_name="Khổng Văn Lực"), aspirant(commune, sex="nam"),
+            aspirant(commune, full_name="Lò Thị Xuân"), aspirant(commune, commune_code="99999"),
+            # The same person as the first row, three chunks later: linked to it.
+            aspirant(commune, full_name="Phùng Thị Duyên", national_id="077188000111")]
+    r = import_surveys(write_csv(tmp_path / "chunks.csv", [own_row(p) for p in rows]))
+    assert r.rows == 6 and dict(r.counts) == {"created": 4, "rejected": 2}
+    assert {(row, fld) for row, fld, _ in r.rejected} == {(4, "sex"), (6, "commune_code")}
+    assert [stored(seeded, p["instance_id"]).full_name for p in (rows[0], rows[1], rows[3], rows[5])] == [
+        "Phùng Thị Duyên", "Khổng Văn Lực", "Lò Thị Xuân", "Phùng Thị Duyên"]
+    assert links(seeded, rows[5]["instance_id"]) == {(first["instance_id"], "national_id")}
+    assert links(seeded, first["instance_id"]) == set()
+    assert work_tables(seeded) == []
+
+
+def test_a_failure_in_a_later_chunk_stores_nothing_of_the_file(seeded, commune, tmp_path, monkeypatch):
+    import etl.surveys
+
+    monkeypatch.setattr("etl.surveys.CHUNK", 2)
+    real, calls = etl.surveys.insert_checked, []
+
+    def fails_on_the_third_chunk(conn, table, **kw):
+        calls.append(table)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return real(conn, table, **kw)
+
+    monkeypatch.setattr("etl.surveys.insert_checked", fails_on_the_third_chunk)
+    rows = [aspirant(commune, full_name=f"Hà Văn Số {i}") for i in range(7)]
+    with pytest.raises(RuntimeError, match="went away"):
+        import_surveys(write_csv(tmp_path / "broken.csv", [own_row(p) for p in rows]))
+    assert len(calls) == 3
+    assert all(stored(seeded, p["instance_id"]) is None for p in rows)
+    with seeded.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM submission_quarantine WHERE file_name = 'broken.csv'")).scalar() == 0
+    assert work_tables(seeded) == []
+
+
+def test_a_first_import_into_an_empty_table_is_split_without_losing_links(seeded, commune, tmp_path, monkeypatch):
+    """Into an empty table the first rows go in by their own statement; links across the cut remain."""
+    monkeypatch.setattr("etl.surveys.planner_sees_no_records", lambda conn: True)
+    monkeypatch.setattr("etl.surveys.FIRST_ROWS_ALONE", 2)
+    a = aspirant(commune, full_name="Mùa A Chứ", national_id="011 222 333444", collected_at=(NOW - dt.timedelta(days=1)).isoformat())
+    rows = [a, aspirant(commune, full_name="Sùng Thị Mỷ"), aspirant(commune, full_name="Mùa A Chứ", national_id="011222333444")]
+    r = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
+    assert dict(r.counts) == {"created": 3}
+    assert links(seeded, rows[2]["instance_id"]) == {(a["instance_id"], "national_id")}
+    again = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
+    assert dict(again.counts) == {"exists": 3}
+
+
+def test_work_tables_of_a_killed_import_are_dropped_and_a_running_one_is_left(seeded, commune, tmp_path):
+    """A killed import leaves personal data in its work tables: the next import removes them."""
+    from etl.surveys import WORK_LOCK_CLASS
+
+    with seeded.begin() as conn:
+        conn.execute(text("CREATE UNLOGGED TABLE survey_import_deadbeef00000000_0 (full_name text)"))
+        conn.execute(text("CREATE UNLOGGED TABLE survey_import_a11ve00000000000_0 (full_name text)"))
+    with seeded.connect() as running:
+        running.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext('a11ve00000000000'))"), {"k": WORK_LOCK_CLASS})
+        import_surveys(write_csv(tmp_path / "next.csv", [own_row(aspirant(commune))]))
+        assert work_tables(seeded) == ["survey_import_a11ve00000000000_0"]
+        running.rollback()
+    with seeded.begin() as conn:
+        conn.execute(text("DROP TABLE survey_import_a11ve00000000000_0"))

@@ -23,7 +23,8 @@ from api.access import PUBLIC, AllowBasic
 from api.deps import AuthUser, DbConn
 from api.security import Role
 from survey.definition import FORM, FormDefinition
-from survey.ingest import Incoming, Sender, ingest
+from survey.ingest import Incoming, ingest
+from survey.store import Sender
 from survey.openrosa import (
     OPENROSA_VERSION,
     ListedForm,

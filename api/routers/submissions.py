@@ -20,13 +20,13 @@ from survey.ingest import (
     RECORD_FIELDS,
     Incoming,
     Outcome,
-    Sender,
     ingest,
     parse_payload,
 )
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
 from survey.records import get_record, list_records, readable_duplicates, review_record
 from survey.schemas import submission_model
+from survey.store import Sender
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
 

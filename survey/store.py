@@ -1,0 +1,290 @@
+"""The set-based statements that store valid submissions, shared by every channel.
+
+Storing is two steps, written once here:
+
+1. :data:`CHECK_SQL` (read-only): per row, the boundary structure in force on
+   the collection date, the declared commune, the commune covering the GPS
+   point, the mismatch and accuracy flags, the sender's area, the payload's
+   fingerprint, and the reason if the row cannot be stored;
+2. :data:`INSERT_SQL`: insert the checked rows (keyed by ``instance_id``,
+   idempotent), link probable duplicates, and report each row.
+
+An API request runs both as one statement (:func:`store_rows`). A big file
+import runs step 1 on a second connection, one chunk ahead, into a work table
+(:func:`check_into`), and step 2 in its own transaction (:func:`insert_checked`),
+so that two PostgreSQL backends work at the same time while the file stays
+all-or-nothing: only step 2 writes records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geodata.scopes import scope_condition
+from geodata.settings import get_settings
+from survey.identity import MissingSecret
+
+ROW_TYPES = """
+    n int, instance_id uuid, form_id text, form_version text, kind text, collected_at timestamptz, surveyor text,
+    source text, commune_code text, lon float8, lat float8, accuracy real, mock_location boolean, id_hash text,
+    full_name text, birth_year smallint, sex text, departure_date date, market text, recruiter_licence text,
+    answers jsonb
+"""
+"""The columns of a row to store, as every channel hands them over."""
+
+ROW_COLUMNS = [c.strip().split()[0] for c in ROW_TYPES.split(",")]
+
+# {source} is a relation aliased ``s`` with the columns of ROW_TYPES: a
+# jsonb_to_recordset of the request's rows, or a staging table filled by COPY.
+CHECK_SQL = f"""
+a AS (
+    -- The commune covering each point, as a join (not a per-row lookup) so that
+    -- for a big staged file with a spatial index the planner can drive it from
+    -- the polygons; min() picks the lower code on a shared border.
+    SELECT s.n, min(p.code) AS code
+    FROM {{source}}
+    JOIN boundary_structure st
+      ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+     AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
+    JOIN admin_unit_part p
+      ON p.structure = st.name AND p.level = 'commune'
+     AND ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326))
+    GROUP BY s.n
+),
+e AS (
+    -- The fingerprint behind "same payload again?" is computed here, where all
+    -- channels meet, over jsonb's canonical text; keyed, as it covers the ID hash.
+    SELECT s.*, st.name AS structure,
+           encode(hmac(jsonb_build_object(
+               'instance_id', s.instance_id, 'form_id', s.form_id, 'form_version', s.form_version, 'kind', s.kind,
+               'collected_at', s.collected_at AT TIME ZONE 'UTC', 'surveyor', s.surveyor, 'commune_code', s.commune_code,
+               'lon', s.lon, 'lat', s.lat, 'accuracy', s.accuracy, 'mock_location', s.mock_location,
+               'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
+               'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
+               'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
+           CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
+           other.structure AS other_structure, a.code AS assigned,
+           ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
+           (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date,
+           -- A sender with an area scope may store records whose declared or
+           -- located commune is in it (a trusted file import has none).
+           (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("d.code", "st.name")}
+            OR {scope_condition("a.code", "st.name")}) AS in_scope
+    FROM {{source}}
+    LEFT JOIN boundary_structure st
+           ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+          AND (st.valid_to IS NULL OR (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < st.valid_to)
+    -- Lookups by key, as LATERAL ... LIMIT 1 (not flattened into a join) so
+    -- that the planner probes the primary key instead of hashing every
+    -- commune: it cannot know that a request holds one row.
+    LEFT JOIN LATERAL (
+        SELECT d.code, d.geom, d.structure, d.parent_code FROM admin_unit d
+        WHERE d.structure = st.name AND d.code = s.commune_code AND d.level = 'commune' LIMIT 1
+    ) d ON true
+    LEFT JOIN LATERAL (
+        SELECT dp.code, dp.level, dp.parent_code FROM admin_unit dp
+        WHERE dp.structure = d.structure AND dp.code = d.parent_code LIMIT 1
+    ) dp ON true
+    LEFT JOIN LATERAL (
+        SELECT o.structure FROM admin_unit o
+        WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
+    ) other ON true
+    LEFT JOIN a ON a.n = s.n
+),
+f AS (
+    SELECT e.*,
+           -- Only a mismatch needs the distance (a geodesic one, in metres).
+           CASE WHEN e.assigned IS DISTINCT FROM e.declared AND e.declared_geom IS NOT NULL
+                THEN ST_Distance(e.declared_geom::geography, e.pt::geography) END AS distance_m
+    FROM e
+),
+c AS (
+    -- What the insert needs, and nothing bulky: the declared commune's
+    -- polygon stays here (a work table of a million rows must not copy it).
+    SELECT f.n, f.instance_id, f.form_id, f.form_version, f.kind, f.collected_at, f.surveyor, f.source,
+           f.structure, f.province_code, f.declared, f.assigned, f.pt, f.accuracy,
+           coalesce(f.accuracy > :accuracy_limit, false) AS accuracy_flag,
+           f.distance_m IS NOT NULL AS location_mismatch, f.distance_m,
+           coalesce(f.mock_location, false) AS mock_location, f.id_hash, f.full_name, f.birth_year, f.sex,
+           f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers, f.payload_hash,
+        CASE
+            WHEN f.structure IS NULL THEN 'collected_at'
+            WHEN f.declared IS NULL THEN 'commune_code'
+            WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN 'location'
+            WHEN NOT f.in_scope THEN 'scope'
+        END AS error_field,
+        CASE
+            WHEN f.structure IS NULL THEN 'no boundary structure is valid on ' || f.local_date
+            WHEN f.declared IS NULL AND f.other_structure IS NOT NULL THEN
+                'commune code ' || f.commune_code || ' belongs to the ' || f.other_structure
+                || ' structure, not to the ' || f.structure || ' structure in force on ' || f.local_date
+            WHEN f.declared IS NULL THEN 'unknown commune code ' || f.commune_code
+            WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN
+                'the GPS point is in no commune of Viet Nam and '
+                || round(f.distance_m / 1000) || ' km from the declared commune'
+            WHEN NOT f.in_scope THEN
+                'commune ' || f.declared || coalesce(' (GPS point in commune ' || f.assigned || ')', '')
+                || ' is outside the area of ' || :submitted_by
+        END AS error_message
+    FROM f
+)
+"""
+
+# {checked} is a relation aliased ``c`` with the columns of CHECK_SQL's ``c``.
+INSERT_SQL = """
+ins AS (
+    INSERT INTO survey_record (
+        province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
+        declared_commune_code, assigned_commune_code, geom, gps_accuracy_m, accuracy_flag, location_mismatch,
+        mismatch_distance_m, mock_location, consent, id_hash, full_name, name_folded, birth_year, sex,
+        departure_date, market, recruiter_licence, answers, payload_hash, submitted_by)
+    SELECT province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
+           declared, assigned, pt, accuracy, accuracy_flag, location_mismatch, distance_m, mock_location, true,
+           id_hash, full_name, la_fold(full_name), birth_year, sex, departure_date, market, recruiter_licence,
+           answers, payload_hash, :submitted_by
+    FROM {checked} WHERE error_field IS NULL
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
+              structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location
+),
+-- New records that look like an earlier one of the same kind (same ID hash,
+-- or same folded name + birth year + declared commune, within the window):
+-- linked, never merged. Earlier = stored before this statement (the
+-- snapshot holds none of the new rows) or, within it, collected earlier.
+-- Index-friendly equi-joins, not one join on an OR.
+pairs AS (
+    -- Against stored records: index probes (LATERAL ... OFFSET 0 is not
+    -- flattened into a hash join, which would read the whole table for
+    -- every chunk of a big import).
+    SELECT n.instance_id, o.instance_id AS duplicate_of, 'national_id' AS reason, n.collected_at,
+           o.collected_at AS other_collected_at, true AS earlier
+    FROM ins n CROSS JOIN LATERAL (
+        SELECT o.instance_id, o.collected_at FROM survey_record o
+        WHERE n.id_hash IS NOT NULL AND o.kind = n.kind AND o.id_hash = n.id_hash OFFSET 0
+    ) o
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at, true
+    FROM ins n CROSS JOIN LATERAL (
+        SELECT o.instance_id, o.collected_at FROM survey_record o
+        WHERE o.kind = n.kind AND o.name_folded = n.name_folded AND o.birth_year = n.birth_year
+          AND o.declared_commune_code = n.declared_commune_code
+          AND (o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL) OFFSET 0
+    ) o
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'national_id', n.collected_at, o.collected_at,
+           (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM ins n JOIN ins o ON o.kind = n.kind AND o.id_hash = n.id_hash
+    WHERE n.id_hash IS NOT NULL
+    UNION ALL
+    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at,
+           (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM ins n JOIN ins o ON o.kind = n.kind AND o.name_folded = n.name_folded
+         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
+    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+),
+dup AS (
+    INSERT INTO probable_duplicate (instance_id, duplicate_of, reason)
+    SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.instance_id, p.duplicate_of, p.reason
+    FROM pairs p
+    WHERE p.earlier AND p.instance_id <> p.duplicate_of
+      AND p.other_collected_at BETWEEN p.collected_at - make_interval(days => :window)
+                                   AND p.collected_at + make_interval(days => :window)
+    ORDER BY p.instance_id, p.duplicate_of, p.reason DESC
+    ON CONFLICT DO NOTHING
+    RETURNING instance_id, duplicate_of, reason
+),
+dup_by_record AS (
+    SELECT instance_id, json_agg(json_build_object('instance_id', duplicate_of, 'reason', reason)
+                                 ORDER BY duplicate_of) AS probable_duplicates
+    FROM dup GROUP BY instance_id
+)
+SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message,
+       i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash,
+       -- what the sender is told about a new record
+       i.kind, i.structure, i.declared_commune_code, i.assigned_commune_code, i.location_mismatch,
+       i.mismatch_distance_m, i.accuracy_flag, i.mock_location,
+       coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
+FROM {checked}
+LEFT JOIN ins i ON i.instance_id = c.instance_id
+LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
+-- The stored fingerprint, only for rows not inserted now (sent before):
+-- one index probe each, never a scan of the table.
+LEFT JOIN LATERAL (
+    SELECT r.payload_hash FROM survey_record r
+    WHERE i.instance_id IS NULL AND c.error_field IS NULL AND r.instance_id = c.instance_id LIMIT 1
+) r ON true
+-- A file import is told only of the rows that were not stored now (the
+-- others are counted); a request hears of every row.
+WHERE :every_row OR i.instance_id IS NULL
+ORDER BY c.n
+"""
+
+STORE_SQL = f"WITH {CHECK_SQL}, {INSERT_SQL.format(checked='c')}"
+"""Both steps as one statement; ``{source}`` is left to fill."""
+
+# Parsed once: the statement of every API, web form and ODK submission.
+STORE_FROM_JSON = text(STORE_SQL.format(source=f"jsonb_to_recordset(CAST(:rows AS jsonb)) AS s({ROW_TYPES})"))
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends submissions: the name stored with each record, and whose area scope limits them.
+
+    ``scope_user_id=None`` (a file imported by an operator) stores anywhere.
+    """
+
+    name: str
+    scope_user_id: str | None = None
+
+
+def server_secret() -> str:
+    secret = get_settings().secret_key
+    if not secret:
+        raise MissingSecret("LABOUR_ATLAS_SECRET_KEY is not set: submissions cannot be stored")
+    return secret
+
+
+def store_params(sender: Sender | None, *, every_row: bool = True) -> dict[str, Any]:
+    """The parameters of the statements: settings, the server secret and the sender."""
+    st = get_settings()
+    return {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m,
+            "secret": server_secret(), "window": st.duplicate_window_days, "every_row": every_row,
+            "submitted_by": sender.name if sender else None,
+            "scope_user_id": sender.scope_user_id if sender else None}
+
+
+def store_rows(conn: Connection, rows: list[dict[str, Any]], sender: Sender | None = None) -> list[Any]:
+    """Check and store rows (dicts with the columns of :data:`ROW_TYPES`) in one statement.
+
+    Returns one result row per input row, in the order of ``n``.
+    """
+    params = store_params(sender) | {"rows": json.dumps(rows, ensure_ascii=False, default=str)}
+    return conn.execute(STORE_FROM_JSON, params).all()
+
+
+def check_into(conn: Connection, source_sql: str, table: str) -> None:
+    """Step 1 for a file: check the rows of ``source_sql`` into a new unlogged ``table``.
+
+    Unlogged: the table is a hand-over between two connections of one
+    import, dropped when the import ends; it is never worth writing to WAL.
+    """
+    sql = f"CREATE UNLOGGED TABLE {table} AS WITH {CHECK_SQL.format(source=source_sql)} SELECT * FROM c"
+    conn.execute(text(sql), store_params(None))
+    # How many rows will be inserted: the planner's guess without it is 0.5 %.
+    conn.execute(text(f"ANALYZE {table} (error_field)"))
+
+
+def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int | None = None) -> list[Any]:
+    """Step 2 for a file: store the rows checked into ``table`` (or ``limit`` of them after ``offset``, by ``n``).
+
+    Returns only the rows not stored now (rejected, sent before, or in
+    conflict), in the order of ``n``.
+    """
+    part = offset > 0 or limit is not None
+    checked = f"(SELECT * FROM {table} ORDER BY n LIMIT :limit OFFSET :offset) c" if part else f"{table} c"
+    params = store_params(None, every_row=False) | ({"limit": limit, "offset": offset} if part else {})
+    return conn.execute(text(f"WITH {INSERT_SQL.format(checked=checked)}"), params).all()
