@@ -91,3 +91,14 @@ def test_crosswalk_shares_of_each_old_unit_add_up_to_one(seeded):
         assert bad == []
         methods = dict(conn.execute(text("SELECT share_method, count(*) FROM unit_crosswalk GROUP BY 1")).all())
         assert methods["whole"] >= 9592 and methods["geometry"] > 0
+
+
+def test_polygon_tables_have_planner_statistics_right_after_loading(seeded):
+    """Without them a first import right after the seed checked its points eight times slower."""
+    with seeded.connect() as conn:
+        analysed = dict(conn.execute(text(
+            "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname IN ('admin_unit', 'admin_unit_part')"
+        )).all())
+        parts = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'admin_unit_part'")).scalar()
+    assert analysed == {"admin_unit": True, "admin_unit_part": True}
+    assert parts > 10_000
