@@ -72,7 +72,10 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
             low = col.str.lower()
             bad = col.notna() & ~low.isin(TRUE | FALSE)
             flag(bad, f.name, lambda i, c=col: f"{c[i]!r} is not yes/no")
-            out[f.name] = low.map(lambda v: True if v in TRUE else False if v in FALSE else pd.NA).astype("boolean")
+            value = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+            value[low.isin(TRUE).fillna(False).astype(bool)] = True
+            value[low.isin(FALSE).fillna(False).astype(bool)] = False
+            out[f.name] = value
         elif f.type == "datetime":
             fixed = col.where(col.isna() | col.str.contains(HAS_OFFSET, regex=True), col + "+07:00")
             parsed = pd.to_datetime(fixed, errors="coerce", utc=True, format="ISO8601")
@@ -118,7 +121,8 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 col_checks.append(pa.Check.isin(values, error=f"{f.name}: not one of {', '.join(values)}"))
             elif f.type == "select_multiple":
                 allowed = set(defn.choice_values(f.choices))
-                col_checks.append(pa.Check(lambda v, a=allowed: all(x in a for x in v), element_wise=True,
+                # Vectorised: every value of every row, then all() per row.
+                col_checks.append(pa.Check(lambda col, a=allowed: col.explode().isin(a).groupby(level=0).all(),
                                            error=f"{f.name}: contains a value not in the list ({', '.join(sorted(allowed))})"))
             elif f.type == "uuid":
                 col_checks.append(pa.Check.str_matches(UUID_RE, error=f"{f.name}: not a UUID"))
@@ -191,12 +195,12 @@ def validate_frame(
         batch_schema(defn, now).validate(typed, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        for _, case in cases.dropna(subset=["index"]).iterrows():
-            message = str(case["check"])
+        for column, check, index in cases.dropna(subset=["index"])[["column", "check", "index"]].itertuples(index=False):
+            message = str(check)
             field, _, text = message.partition(": ")
-            if case["column"] and case["column"] in typed and not text:
-                field, text = case["column"], message
-            errors[int(case["index"])].append(FieldError(field, text or message))
+            if column and column in typed and not text:
+                field, text = column, message
+            errors[int(index)].append(FieldError(field, text or message))
     # One message per field and row, as the single-record path gives.
     for i, errs in errors.items():
         seen: dict[str, FieldError] = {}

@@ -109,7 +109,8 @@ c AS (
            f.structure, f.province_code, f.declared, f.assigned, f.pt, f.accuracy,
            coalesce(f.accuracy > :accuracy_limit, false) AS accuracy_flag,
            f.distance_m IS NOT NULL AS location_mismatch, f.distance_m,
-           coalesce(f.mock_location, false) AS mock_location, f.id_hash, f.full_name, f.birth_year, f.sex,
+           coalesce(f.mock_location, false) AS mock_location, f.id_hash, f.full_name,
+           la_fold(f.full_name) AS name_folded, f.birth_year, f.sex,
            f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers, f.payload_hash,
         CASE
             WHEN f.structure IS NULL THEN 'collected_at'
@@ -144,7 +145,7 @@ ins AS (
         departure_date, market, recruiter_licence, answers, payload_hash, submitted_by)
     SELECT province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
            declared, assigned, pt, accuracy, accuracy_flag, location_mismatch, distance_m, mock_location, true,
-           id_hash, full_name, la_fold(full_name), birth_year, sex, departure_date, market, recruiter_licence,
+           id_hash, full_name, name_folded, birth_year, sex, departure_date, market, recruiter_licence,
            answers, payload_hash, :submitted_by
     FROM {checked} WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
