@@ -259,3 +259,15 @@ def test_a_201_is_only_sent_after_the_record_is_committed(seeded, commune, accou
     finally:
         with seeded.begin() as conn:
             conn.execute(text("DROP TRIGGER test_refuse_at_commit ON survey_record; DROP FUNCTION test_refuse_at_commit()"))
+
+
+def test_a_commune_that_records_declare_cannot_be_deleted_or_rekeyed(client, commune, seeded):
+    """What the foreign key used to guarantee, now guarded on the side of the units."""
+    p = aspirant(commune)
+    assert client.post("/api/v1/submissions", json=p).status_code == 201
+    for statement in ("DELETE FROM admin_unit WHERE structure = '2025' AND code = :c",
+                      "UPDATE admin_unit SET code = '99998' WHERE structure = '2025' AND code = :c"):
+        with pytest.raises(Exception, match="declared commune of survey records"), seeded.begin() as conn:
+            conn.execute(text(statement), {"c": commune["code"]})
+    with seeded.begin() as conn:  # setting the key to itself (an upsert) is allowed
+        conn.execute(text("UPDATE admin_unit SET code = code, name = name WHERE structure = '2025' AND code = :c"), {"c": commune["code"]})
