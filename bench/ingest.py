@@ -1,11 +1,12 @@
 """Benchmark: import a million survey CSV rows, against a naive per-row ORM insert.
 
-    .venv/bin/python bench/ingest.py [--rows 1000000] [--sample 10000]
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--sample 10000] [--few-names]
 
 Starts a private PostGIS, loads the reference data and the 2025 approximate
 communes, generates a CSV of aspirant records (about 2 % invalid: bad birth
-year, unknown market, swapped coordinates, unknown commune) at points near
-real commune centres, then times, in the same run:
+year, unknown market, swapped coordinates, unknown commune; 1 % a person
+surveyed again) at points near real commune centres, then times, in the same
+run:
 
 1. ``labour-atlas import surveys`` (``etl.surveys.import_surveys``): pandera
    batch validation, commune assignment and insert, set-based;
@@ -37,7 +38,18 @@ os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "bench-secret")
 from geodata import db, migrate  # noqa: E402
 from geodata.embedded import EmbeddedPostgres  # noqa: E402
 
-NAMES = ["Nguyễn Văn An", "Trần Thị Bích", "Lê Hoàng Cường", "Phạm Thị Dung", "Hoàng Văn Em", "Đỗ Thị Hạnh", "Vũ Minh Khôi"]
+# Names drawn like real ones: family names with their rough frequencies in
+# Viet Nam, common middle and given names. (Seven fixed names, as this
+# benchmark first used, made 40 % of a million people "probable duplicates".)
+FAMILY = {"Nguyễn": 31, "Trần": 11, "Lê": 9.5, "Phạm": 7, "Hoàng": 3, "Huỳnh": 2, "Phan": 4.5, "Vũ": 2, "Võ": 2,
+          "Đặng": 2, "Bùi": 2, "Đỗ": 1.4, "Hồ": 1.3, "Ngô": 1.3, "Dương": 1, "Lý": 0.5}
+MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quốc", "Xuân", "Hoàng", "Thu", "Kim", "Công", "Bảo"]
+GIVEN = ["An", "Anh", "Bình", "Bích", "Châu", "Cường", "Dũng", "Dung", "Duy", "Giang", "Hà", "Hải", "Hạnh", "Hiếu",
+         "Hoa", "Hòa", "Hùng", "Hương", "Huy", "Khánh", "Khôi", "Lan", "Linh", "Long", "Mai", "Minh", "My", "Nam",
+         "Nga", "Ngân", "Nhung", "Phong", "Phúc", "Phương", "Quân", "Quang", "Sơn", "Tâm", "Thảo", "Thắng", "Thành",
+         "Thủy", "Tiến", "Trang", "Trung", "Tú", "Tuấn", "Uyên", "Vân", "Việt", "Vinh", "Yến"]
+FEW_NAMES = ["Nguyễn Văn An", "Trần Thị Bích", "Lê Hoàng Cường", "Phạm Thị Dung", "Hoàng Văn Em", "Đỗ Thị Hạnh", "Vũ Minh Khôi"]
+RESURVEYED = 0.01  # share of rows that record again a person of an earlier row (same ID): probable duplicates
 MARKETS = ["JP", "KR", "TW", "DE"]
 SECTORS = ["construction", "caregiving", "manufacturing", "agriculture"]
 
@@ -56,8 +68,12 @@ def start_database(folder: Path) -> EmbeddedPostgres:
     return pg
 
 
-def generate_csv(path: Path, rows: int, seed: int = 7) -> int:
-    """Write ``rows`` records; return how many are valid."""
+def generate_csv(path: Path, rows: int, seed: int = 7, few_names: bool = False) -> int:
+    """Write ``rows`` records; return how many are valid.
+
+    ``few_names``: seven names for everybody, as the first version of this
+    benchmark had (a worst case for duplicate linking: 40 % of rows linked).
+    """
     with db.get_engine().connect() as conn:
         communes = conn.execute(
             text("SELECT code, ST_X(centre), ST_Y(centre) FROM admin_unit WHERE structure = '2025' AND level = 'commune' AND geom IS NOT NULL AND ST_Covers(geom, centre)")
@@ -68,15 +84,23 @@ def generate_csv(path: Path, rows: int, seed: int = 7) -> int:
     how = rng.integers(0, 4, rows)
     jitter = rng.normal(0, 0.0005, (rows, 2))
     years = rng.integers(1970, 2007, rows)
+    weights = np.array(list(FAMILY.values()))
+    family = rng.choice(list(FAMILY), rows, p=weights / weights.sum())
+    middle = rng.choice(MIDDLE, rows)
+    given = rng.choice(GIVEN, rows)
+    # A re-surveyed person: the same person as a random earlier row.
+    again = np.where((rng.random(rows) < RESURVEYED) & (np.arange(rows) > 0),
+                     (rng.random(rows) * np.arange(rows)).astype(int), np.arange(rows))
     fields = ["instance_id", "kind", "collected_at", "surveyor", "consent", "commune_code", "location_lat", "location_lon",
               "location_accuracy", "full_name", "national_id", "birth_year", "sex", "markets_wanted", "sector"]
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
         for i in range(rows):
-            code, lon, lat = communes[pick[i]]
+            p = again[i]  # whose person this row records
+            code, lon, lat = communes[pick[p]]
             lon, lat = lon + jitter[i, 0], lat + jitter[i, 1]
-            year, market, commune = int(years[i]), MARKETS[i % 4], code
+            year, market, commune = int(years[p]), MARKETS[i % 4], code
             if bad[i]:
                 if how[i] == 0:
                     year = 1900
@@ -87,8 +111,8 @@ def generate_csv(path: Path, rows: int, seed: int = 7) -> int:
                 else:
                     commune = "99999"
             w.writerow([uuid.uuid4(), "aspirant", "2026-10-01T09:00:00+07:00", "Khảo sát viên", "yes", commune,
-                        f"{lat:.6f}", f"{lon:.6f}", "8", NAMES[i % len(NAMES)], f"0{i:011d}", year,
-                        "female" if i % 2 else "male", market, SECTORS[i % 4]])
+                        f"{lat:.6f}", f"{lon:.6f}", "8", FEW_NAMES[p % 7] if few_names else f"{family[p]} {middle[p]} {given[p]}", f"0{p:011d}", year,
+                        "female" if p % 2 else "male", market, SECTORS[i % 4]])
     return int(rows - bad.sum())
 
 
@@ -141,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=10_000, help="rows for the naive per-row loader (scaled)")
+    parser.add_argument("--few-names", action="store_true", help="seven names for everybody: many probable duplicates")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="labour-atlas-bench-"))
     folder.chmod(0o755)
@@ -151,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database ready in {time.perf_counter() - t:.1f} s")
         path = folder / "surveys.csv"
         t = time.perf_counter()
-        valid = generate_csv(path, args.rows)
+        valid = generate_csv(path, args.rows, few_names=args.few_names)
         print(f"generated {args.rows:,} rows ({valid:,} valid) in {time.perf_counter() - t:.1f} s, {path.stat().st_size / 1e6:.0f} MB")
 
         from etl.surveys import import_surveys
@@ -162,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"import surveys: {bulk:.1f} s, outcomes {dict(result.counts)}", flush=True)
         with db.get_engine().connect() as conn:
             stored = conn.execute(text("SELECT count(*) FROM survey_record WHERE source LIKE 'csv:%'")).scalar()
+            linked = conn.execute(text("SELECT count(*) FROM probable_duplicate")).scalar()
         naive = naive_per_row(path, min(args.sample, args.rows))
         naive_scaled = naive * args.rows / min(args.sample, args.rows)
 
@@ -170,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  -> {naive_scaled:,.0f} s for {args.rows:,}")
         print(f"ratio set-based / naive: {naive_scaled / bulk:.1f}x faster")
         print(f"goal: {args.rows:,} rows in under 60 s -> {'met' if bulk < 60 else 'NOT met'} ({bulk:.1f} s)")
+        print(f"probable-duplicate links made: {linked:,}")
         print(f"stored rows {stored:,}; rows expected valid by the generator {valid:,} "
               f"(the difference is rows whose jittered point fell more than the tolerance outside Viet Nam, or none)")
     finally:
