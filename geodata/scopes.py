@@ -135,7 +135,7 @@ def scope_params(user_id: uuid.UUID | str, structure: Structure | str | None = N
     return params
 
 
-def scope_condition(code_column: str, structure_column: str | None = None) -> str:
+def scope_condition(code_column: str, structure_column: str | None = None, *, per_row: bool = False) -> str:
     """A WHERE condition: ``code_column`` is a unit in the scope of ``:scope_user_id``.
 
     Parameters
@@ -146,6 +146,11 @@ def scope_condition(code_column: str, structure_column: str | None = None) -> st
         SQL expression of the row's structure (codes repeat across
         structures); bind ``scope_params(user_id)``. Without it, the code is
         looked up in ``:scope_structure``: bind ``scope_params(user_id, structure)``.
+    per_row:
+        Always one index probe per row. For statements whose row count the
+        planner cannot know (a request's rows from JSON): it may otherwise
+        hash the whole scope first, 14,000 units for a national user, on
+        every request. (Over many rows, the hashed form is the faster one.)
 
     The condition is an indexed lookup in ``user_scope_unit``. Example::
 
@@ -154,8 +159,9 @@ def scope_condition(code_column: str, structure_column: str | None = None) -> st
         conn.execute(text(sql), scope_params(user_id))
     """
     structure = structure_column or "CAST(:scope_structure AS text)"
+    # OFFSET 0 keeps the planner from turning the EXISTS into a hashed IN.
     return (f"EXISTS (SELECT 1 FROM user_scope_unit scope_u WHERE scope_u.user_id = CAST(:scope_user_id AS uuid) "
-            f"AND scope_u.structure = {structure} AND scope_u.code = {code_column})")
+            f"AND scope_u.structure = {structure} AND scope_u.code = {code_column}{' OFFSET 0' if per_row else ''})")
 
 
 @dataclass(frozen=True)

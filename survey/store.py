@@ -72,8 +72,8 @@ e AS (
            (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date,
            -- A sender with an area scope may store records whose declared or
            -- located commune is in it (a trusted file import has none).
-           (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("d.code", "st.name")}
-            OR {scope_condition("a.code", "st.name")}) AS in_scope
+           (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("d.code", "st.name", per_row=True)}
+            OR {scope_condition("a.code", "st.name", per_row=True)}) AS in_scope
     FROM {{source}}
     LEFT JOIN boundary_structure st
            ON st.valid_from <= (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
