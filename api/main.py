@@ -1,5 +1,7 @@
 """The FastAPI application."""
 
+import gc
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -24,9 +26,20 @@ from api.routers import (
 STATIC = Path(__file__).parent / "static"
 
 
+@asynccontextmanager
+async def frozen_start_up(app: FastAPI):
+    # What start-up loaded lives as long as the server: kept out of the
+    # garbage collector's full passes, which otherwise stop every request.
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 def create_app() -> FastAPI:
     """Build the app (the database comes from :mod:`geodata.db`)."""
     app = FastAPI(
+        lifespan=frozen_start_up,
         title="Labour Atlas",
         version="0.1.0",
         description="Administrative units, survey records and map layers for Vietnam's contract-labour programme.",
