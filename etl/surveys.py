@@ -132,7 +132,7 @@ def db_rows(typed: pd.DataFrame, row_numbers: pd.Series, source: str, defn: Form
             "accuracy": typed["location_accuracy"].to_numpy(dtype="float64", na_value=np.nan),
             "mock_location": typed["mock_location"].fillna(False).to_numpy(dtype=bool),
             "id_hash": national_id_hashes(typed["national_id"].to_numpy()),
-            **{c: typed[c] if c in typed else None for c in COLUMNS},
+            **{c: typed.get(c) for c in COLUMNS},
             "answers": answers.to_json(orient="records", lines=True, force_ascii=False).splitlines(),
         },
         index=typed.index,

@@ -24,7 +24,6 @@ from api.deps import AuthUser, DbConn
 from api.security import Role
 from survey.definition import FORM, FormDefinition
 from survey.ingest import Incoming, ingest
-from survey.store import Sender
 from survey.openrosa import (
     OPENROSA_VERSION,
     ListedForm,
@@ -34,6 +33,7 @@ from survey.openrosa import (
     response_xml,
 )
 from survey.quarantine import quarantine_payload
+from survey.store import Sender
 from survey.xlsform import xform_xml, xlsform_bytes
 
 router = APIRouter(prefix="/openrosa", tags=["openrosa"])
