@@ -143,7 +143,7 @@ def db_rows(typed: pd.DataFrame, row_numbers: pd.Series, source: str, defn: Form
                             table["collected_at"].cast(pa.timestamp("us", tz="UTC")))
 
 
-def stage_csv(rows: pa.Table) -> bytes:
+def copy_text(rows: pa.Table) -> bytes:
     """The COPY text of staging rows: strings quoted, missing values empty and unquoted (NULL)."""
     sink = io.BytesIO()
     pa_csv.write_csv(rows, sink, pa_csv.WriteOptions(include_header=False))
@@ -193,7 +193,7 @@ def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, def
     good = good[~repeated]
     csv_bytes = None
     if not good.empty:
-        csv_bytes = stage_csv(db_rows(good, row_numbers[good.index], source, defn))
+        csv_bytes = copy_text(db_rows(good, row_numbers[good.index], source, defn))
     return PreparedChunk(len(chunk), chunk.rename(columns=mapping), row_numbers, found, len(good), csv_bytes)
 
 
