@@ -1,17 +1,15 @@
-"""The one database engine and session factory.
+"""The one database engine of the process.
 
 Everything that talks to PostGIS gets its connection here, so that the demo,
 the server, the CLI and the tests point at the same database by setting
-``DATABASE_URL`` (or by calling :func:`use_database`).
+``DATABASE_URL`` (or by calling :func:`use_database`). Queries are SQL text
+run on connections of this engine (``with get_engine().begin() as conn``):
+the work is set-based in PostGIS, so there is no ORM session.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from geodata.settings import get_settings
 
@@ -55,6 +53,19 @@ def use_database(url: str) -> Engine:
     return _engine
 
 
+def current_url() -> str | None:
+    """The URL of the database the process uses now (None before any is chosen)."""
+    return _url
+
+
+def close_database() -> None:
+    """Close every pooled connection and forget the engine (e.g. before the database is dropped)."""
+    global _engine, _url
+    if _engine is not None:
+        _engine.dispose()
+    _engine = _url = None
+
+
 def get_engine() -> Engine:
     """Return the engine of the current database.
 
@@ -70,22 +81,3 @@ def get_engine() -> Engine:
             "or run `labour-atlas demo` for a private one."
         )
     return use_database(url)
-
-
-def session_factory() -> sessionmaker[Session]:
-    """Return a session factory bound to the current engine."""
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
-
-
-@contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = session_factory()()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

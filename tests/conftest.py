@@ -12,7 +12,6 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -26,6 +25,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from geodata import db, migrate
+from tests.helpers import using
 
 
 class Server:
@@ -49,9 +49,9 @@ class Server:
 
     def drop_database(self, url: str) -> None:
         name = make_url(url).database
-        db_engine = db._engine
-        if db_engine is not None and db._url and make_url(db._url).database == name:
-            db_engine.dispose()
+        current = db.current_url()
+        if current and make_url(current).database == name:
+            db.close_database()
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.created.remove(name)
@@ -84,18 +84,6 @@ def server() -> Iterator[Server]:
         srv = Server(url.rsplit("/", 1)[0] + "/postgres", cleanup)
     yield srv
     srv.close()
-
-
-@contextmanager
-def using(url: str) -> Iterator[Engine]:
-    """Point the app's one engine at ``url`` for the duration."""
-    previous = db._url
-    engine = db.use_database(url)
-    try:
-        yield engine
-    finally:
-        if previous:
-            db.use_database(previous)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.main import create_app
 from api.security import create_user
-from tests.test_submissions_api import aspirant
+from tests.payloads import aspirant
 
 PASSWORD = "correct horse battery staple"
 

@@ -30,8 +30,7 @@ from api.main import create_app
 from api.security import Role
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
-from tests.test_openrosa import answers, instance_xml
-from tests.test_submissions_api import aspirant
+from tests.payloads import answers, aspirant, instance_xml
 
 ROUTES = app_route_rules(create_app())
 # Served by FastAPI or Starlette themselves, not API routes: public by nature.

@@ -3,7 +3,7 @@
 from sqlalchemy import text
 
 from geodata import migrate
-from tests.conftest import using
+from tests.helpers import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "user_scope_unit", "refresh_token"}
@@ -40,27 +40,3 @@ def test_upgrade_and_downgrade_on_an_empty_database(server):
         migrate.upgrade()  # and up again after a full downgrade
         assert migrate.current_revision() == HEAD
     server.drop_database(url)
-
-
-def test_orm_models_match_the_migrated_schema(seeded):
-    """The ORM models (used by later modules) describe the tables the migrations made."""
-    from geodata.models import Base
-
-    with seeded.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            columns = set(
-                conn.execute(
-                    text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"), {"t": table.name}
-                ).scalars()
-            )
-            assert columns == {c.name for c in table.columns}, table.name
-            pk = set(
-                conn.execute(
-                    text(
-                        """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                           WHERE i.indrelid = CAST(:t AS regclass) AND i.indisprimary"""
-                    ),
-                    {"t": table.name},
-                ).scalars()
-            )
-            assert pk == {c.name for c in table.primary_key.columns}, table.name

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from tests.test_submissions_api import aspirant
+from tests.payloads import aspirant
 
 AGGREGATE_SQL = """
 SELECT declared_commune_code, assigned_commune_code, kind, date_trunc('month', collected_at) AS month, count(*)

@@ -10,32 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from survey.identity import national_id_hash
-
-NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).replace(microsecond=0)
-
-
-def aspirant(commune, **over):
-    payload = {
-        "instance_id": str(uuid.uuid4()),
-        "kind": "aspirant",
-        "collected_at": (NOW - dt.timedelta(hours=1)).isoformat(),
-        "surveyor": "Lê Văn Khảo",
-        "consent": True,
-        "commune_code": commune["code"],
-        "location": {"lat": commune["lat"], "lon": commune["lon"], "accuracy": 8.5},
-        "full_name": "Nguyễn Thị Hồng Nhung",
-        "national_id": "042 199 012345",
-        "phone": "0912345678",
-        "birth_year": 1999,
-        "sex": "female",
-        "ethnicity": "01",
-        "household_status": "near_poor",
-        "markets_wanted": ["JP", "KR"],
-        "sector": "caregiving",
-        "aspirant_needs": ["language", "loan"],
-    }
-    payload.update(over)
-    return payload
+from tests.payloads import NOW, aspirant
 
 
 def test_submit_is_idempotent_and_conflicts_on_a_different_payload(client, commune, seeded):

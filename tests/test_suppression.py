@@ -15,7 +15,7 @@ from api.security import Role
 from geodata.settings import Settings
 from maps.suppression import suppressed_cells
 from survey.ingest import Incoming, ingest
-from tests.test_submissions_api import aspirant
+from tests.payloads import aspirant
 
 
 def recoverable(counts, relations, hidden) -> set:

@@ -14,7 +14,7 @@ from api.cli import app as cli
 from etl.surveys import import_surveys
 from survey.batch import validate_frame
 from survey.schemas import validate_submission
-from tests.test_submissions_api import NOW, aspirant
+from tests.payloads import NOW, aspirant
 
 
 def own_row(p: dict) -> dict:

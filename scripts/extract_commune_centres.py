@@ -5,7 +5,7 @@ module from vietnamadminunits 1.0.4 (MIT). It is kept here so that the extractio
 can be repeated when that package publishes a new dataset::
 
     pip install vietnamadminunits==1.0.4
-    python -m etl.commune_centres geodata/reference/commune_centres.csv
+    python scripts/extract_commune_centres.py geodata/reference/commune_centres.csv
 """
 
 from __future__ import annotations
