@@ -28,8 +28,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.deps import AuthUser, CurrentUser
-from api.security import Role, authenticate
+from api.security.signin import authenticate
 from geodata.db import get_engine
+from geodata.errors import PermissionDenied
+from geodata.roles import Role
 from geodata.scopes import Reader
 
 Limit = Literal["none", "area", "own_or_area"]
@@ -65,10 +67,7 @@ class Allow:
 
     def check(self, user: AuthUser) -> AuthUser:
         if user.role not in self.roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"this needs the role {' or '.join(sorted(r.value for r in self.roles))}; yours is {user.role.value}",
-            )
+            raise PermissionDenied(f"this needs the role {' or '.join(sorted(r.value for r in self.roles))}; yours is {user.role.value}")
         return user
 
     def __call__(self, user: CurrentUser) -> AuthUser:

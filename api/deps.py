@@ -13,8 +13,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Connection, text
 
 from api.audit import record_access
-from api.security import InvalidToken, Role, decode_access_token
+from api.security.tokens import InvalidToken, decode_access_token
 from geodata.db import get_engine
+from geodata.errors import InvalidInput
+from geodata.roles import Role
 
 
 def get_conn() -> Iterator[Connection]:
@@ -96,12 +98,8 @@ def personal_read(
     """Routes returning personal data require a purpose and write an audit row."""
     stated = (purpose if purpose is not None else unquote(x_purpose or "")).strip()
     if len(stated) < 3:
-        raise HTTPException(
-            422,
-            detail=[{"loc": ["header", "X-Purpose"], "type": "missing",
-                     "msg": "say why you read these personal records: header X-Purpose or parameter purpose "
-                            "(3 characters or more); it is kept in the audit log"}],
-        )
+        raise InvalidInput("say why you read these personal records: header X-Purpose or parameter purpose "
+                           "(3 characters or more); it is kept in the audit log", loc=("header", "X-Purpose"), type="missing")
     return PersonalRead(conn, user.username, user.role.value, request.method, request.url.path, stated[:500])
 
 

@@ -1,4 +1,8 @@
-"""The FastAPI application."""
+"""The FastAPI application: ``uvicorn api.main:app``, or ``labour-atlas serve``.
+
+Building the app reads the settings, which refuse a weak server secret, and
+requires a secret to be set: no entry point serves without one.
+"""
 
 import gc
 from contextlib import asynccontextmanager
@@ -7,6 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api.errors import install_error_handlers
+from api.middleware import RequestLog
 from api.routers import (
     aggregates,
     audit,
@@ -22,6 +28,8 @@ from api.routers import (
     units,
     users,
 )
+from geodata.logs import configure_logging
+from geodata.settings import get_settings
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,27 +45,25 @@ async def frozen_start_up(app: FastAPI):
 
 
 def create_app() -> FastAPI:
-    """Build the app (the database comes from :mod:`geodata.db`)."""
+    """Build the app (the database comes from :mod:`geodata.db`).
+
+    Raises :class:`geodata.settings.SettingsError` for a weak secret and
+    :class:`geodata.settings.MissingSecret` when none is set.
+    """
+    get_settings().require_secret()
+    configure_logging("server")
     app = FastAPI(
         lifespan=frozen_start_up,
         title="Labour Atlas",
         version="0.1.0",
         description="Administrative units, survey records and map layers for Vietnam's contract-labour programme.",
     )
-    app.include_router(health.router)
-    app.include_router(units.router)
-    app.include_router(locate.router)
-    app.include_router(submissions.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestLog)
+    for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
+                   subjects, break_glass):
+        app.include_router(module.router)
     app.include_router(openrosa.public)
-    app.include_router(openrosa.router)
-    app.include_router(pages.router)
-    app.include_router(survey_page.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
-    app.include_router(audit.router)
-    app.include_router(aggregates.router)
-    app.include_router(subjects.router)
-    app.include_router(break_glass.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

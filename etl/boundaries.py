@@ -23,10 +23,8 @@ from geodata.db import get_engine
 from geodata.scopes import refresh_scopes
 from geodata.structures import CODE_WIDTH, Level, Structure, parent_level
 from geodata.unit_geometry import refresh_unit_geometry
+from geodata.vietnam import VIETNAM_BBOX
 
-# Anything reprojected outside this box is not in Vietnam: the declared CRS is
-# probably wrong. (Includes the Hoàng Sa and Trường Sa islands.)
-VIETNAM_EXTENT = (101.5, 6.0, 118.0, 24.0)
 CHUNK = 500
 
 Progress = Callable[[int, int], None]
@@ -235,7 +233,8 @@ def prepare_boundaries(
         gdf = gdf.to_crs(4326)
     geoms, repaired = polygons_only(gdf, path)
     bounds = shapely.bounds(geoms)
-    minx, miny, maxx, maxy = VIETNAM_EXTENT
+    # Anything reprojected outside Viet Nam's box: the declared CRS is probably wrong.
+    minx, miny, maxx, maxy = VIETNAM_BBOX
     outside = (bounds[:, 0] < minx) | (bounds[:, 1] < miny) | (bounds[:, 2] > maxx) | (bounds[:, 3] > maxy)
     if outside.any():
         feature = gdf.index[np.argmax(outside)]

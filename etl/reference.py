@@ -224,3 +224,15 @@ def seed_reference(progress: Progress | None = None) -> SeedResult:
             result.polygons[s.value] = units_with_geometry(conn, s)
         refresh_scopes(conn)  # units and crosswalk links may have changed
     return result
+
+
+def reference_is_loaded(conn: Connection) -> bool:
+    """Whether the reference data is in the database (2025 communes with polygons).
+
+    >>> with get_engine().connect() as conn:  # doctest: +SKIP
+    ...     reference_is_loaded(conn)
+    True
+    """
+    return bool(conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM admin_unit WHERE level = 'commune' AND geom IS NOT NULL AND structure = '2025')")
+    ).scalar())

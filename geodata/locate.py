@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from geodata.errors import NotFound
 
-class NoStructureOnDate(LookupError):
+
+class NoStructureOnDate(NotFound):
     """No boundary structure is valid on the requested date."""
 
 

@@ -1,28 +1,79 @@
-"""The one settings object of Labour Atlas, read from the environment."""
+"""The one settings object of Labour Atlas, read from the environment.
+
+Every setting is an environment variable ``LABOUR_ATLAS_<NAME>`` (or a line
+of a ``.env`` file); the database URL is also read from the conventional
+``DATABASE_URL``. The settings refuse a weak server secret themselves, so no
+entry point (``labour-atlas serve``, ``uvicorn api.main:app``, a script) can
+run with one, except the demo.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LABOUR_ATLAS_"
+MIN_SECRET_LENGTH = 32
+KNOWN_DEFAULT_SECRETS = frozenset({
+    "changeme", "change-me", "change_me", "changethis", "secret", "secret-key", "secret_key", "password",
+    "default", "labour-atlas", "labour_atlas", "dev", "development", "test", "demo",
+    "test-secret-not-for-production", "bench-secret", "your-secret-key", "please-change-me",
+})
+SECRET_ADVICE = (
+    f"Set LABOUR_ATLAS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} characters, e.g. from\n"
+    "  python3 -c 'import secrets; print(secrets.token_urlsafe(32))'\n"
+    "and keep it (it also keys the national ID hashes: changing it later breaks duplicate detection).\n"
+    "To try the app without one, run `labour-atlas demo`."
+)
+
+
+class MissingSecret(RuntimeError):
+    """``LABOUR_ATLAS_SECRET_KEY`` is not set: tokens cannot be signed, IDs cannot be hashed."""
+
+
+class SettingsError(ValueError):
+    """The environment holds settings Labour Atlas refuses to run with; the message says which and why."""
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why ``secret`` is unfit to run a server with, or None when it is fine.
+
+    >>> secret_problem("changeme")
+    'LABOUR_ATLAS_SECRET_KEY is a well-known default value'
+    >>> secret_problem(secrets.token_urlsafe(32)) is None
+    True
+    """
+    if secret is None or not secret.strip():
+        return "LABOUR_ATLAS_SECRET_KEY is not set"
+    if secret.strip().lower() in KNOWN_DEFAULT_SECRETS:
+        return "LABOUR_ATLAS_SECRET_KEY is a well-known default value"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"LABOUR_ATLAS_SECRET_KEY is {len(secret)} characters long; at least {MIN_SECRET_LENGTH} are needed"
+    if len(set(secret)) < 10:
+        return "LABOUR_ATLAS_SECRET_KEY has too few distinct characters to be a random secret"
+    return None
 
 
 class Settings(BaseSettings):
-    """Configuration from environment variables (or a ``.env`` file).
+    """Configuration from environment variables ``LABOUR_ATLAS_*`` (or a ``.env`` file).
 
-    ``DATABASE_URL`` is a SQLAlchemy URL such as
-    ``postgresql+psycopg://user:pass@host:5432/labour_atlas``; when it is empty,
-    ``labour-atlas demo`` starts a private PostgreSQL + PostGIS cluster under
-    ``LABOUR_ATLAS_DATA_DIR``.
+    ``database_url`` (``DATABASE_URL``) is a SQLAlchemy URL such as
+    ``postgresql+psycopg://user:pass@host:5432/labour_atlas``; when it is
+    empty, ``labour-atlas demo`` starts a private PostgreSQL + PostGIS cluster
+    under ``data_dir``.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_by_name=True)
 
-    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
-    secret_key: str | None = Field(default=None, validation_alias="LABOUR_ATLAS_SECRET_KEY")
-    data_dir: Path = Field(default=Path(".labour-atlas"), validation_alias="LABOUR_ATLAS_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("LABOUR_ATLAS_DATABASE_URL", "DATABASE_URL"))
+    secret_key: str | None = None
+    data_dir: Path = Path(".labour-atlas")
+    # Demo mode (`labour-atlas demo`): the only mode in which a weak or
+    # generated secret is accepted.
+    demo: bool = False
     # Simplification tolerance, in degrees, of the web geometry per level
     # (about 200 m, 100 m and 30 m): enough for a screen map, far lighter.
     web_tolerance_province: float = 0.002
@@ -32,34 +83,81 @@ class Settings(BaseSettings):
     # commune further than this from the declared commune is rejected
     # (closer: kept, e.g. a coastal village on a coarse boundary); the same
     # person in the same kind within this many days is a probable duplicate.
-    gps_accuracy_limit_m: float = Field(default=50.0, validation_alias="LABOUR_ATLAS_GPS_ACCURACY_LIMIT_M")
-    survey_outside_tolerance_m: float = Field(default=5000.0, validation_alias="LABOUR_ATLAS_OUTSIDE_TOLERANCE_M")
-    duplicate_window_days: int = Field(default=365, validation_alias="LABOUR_ATLAS_DUPLICATE_WINDOW_DAYS")
-    # Demo mode (set by `labour-atlas demo`, or LABOUR_ATLAS_DEMO=1): the only
-    # mode in which the app may start with a weak or generated secret.
-    demo: bool = Field(default=False, validation_alias="LABOUR_ATLAS_DEMO")
+    gps_accuracy_limit_m: float = 50.0
+    outside_tolerance_m: float = 5000.0
+    duplicate_window_days: int = 365
     # Sign-in: lifetimes of access tokens (JWT) and refresh tokens (rotated
     # on every use); passwords shorter than this are refused.
-    access_token_minutes: int = Field(default=15, ge=1, validation_alias="LABOUR_ATLAS_ACCESS_TOKEN_MINUTES")
-    refresh_token_days: int = Field(default=30, ge=1, validation_alias="LABOUR_ATLAS_REFRESH_TOKEN_DAYS")
-    password_min_length: int = Field(default=12, ge=8, validation_alias="LABOUR_ATLAS_PASSWORD_MIN_LENGTH")
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=30, ge=1)
+    password_min_length: int = Field(default=12, ge=8)
     # Failed logins: from the `login_delay_after`-th failure on, the answer
     # waits min(base * 2**(n - after), max) seconds; after `lockout_failures`
     # failures the account is locked for `lockout_minutes`.
-    login_delay_after: int = Field(default=3, ge=1, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_AFTER")
-    login_delay_base_seconds: float = Field(default=1.0, ge=0, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_BASE_SECONDS")
-    login_delay_max_seconds: float = Field(default=5.0, ge=0, validation_alias="LABOUR_ATLAS_LOGIN_DELAY_MAX_SECONDS")
-    lockout_failures: int = Field(default=5, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_FAILURES")
-    lockout_minutes: int = Field(default=15, ge=1, validation_alias="LABOUR_ATLAS_LOCKOUT_MINUTES")
+    login_delay_after: int = Field(default=3, ge=1)
+    login_delay_base_seconds: float = Field(default=1.0, ge=0)
+    login_delay_max_seconds: float = Field(default=5.0, ge=0)
+    lockout_failures: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
     # Small counts: aggregates served to these roles hide counts below k
     # (police as statistics offices do; never below 3, which would let a
     # count of one or two people through).
-    suppress_below_police: int = Field(default=10, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_POLICE")
-    suppress_below_leader: int = Field(default=5, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_LEADER")
-    suppress_below_planner: int = Field(default=5, ge=3, validation_alias="LABOUR_ATLAS_SUPPRESS_BELOW_PLANNER")
+    suppress_below_police: int = Field(default=10, ge=3)
+    suppress_below_leader: int = Field(default=5, ge=3)
+    suppress_below_planner: int = Field(default=5, ge=3)
+
+    @model_validator(mode="after")
+    def _refuse_a_weak_secret(self) -> Settings:
+        # A missing secret is refused where one is needed (require_secret):
+        # `db upgrade` or a boundary import can run without it.
+        if self.secret_key is not None and not self.demo:
+            problem = secret_problem(self.secret_key)
+            if problem:
+                raise ValueError(f"refusing to start: {problem}.\n{SECRET_ADVICE}")
+        return self
+
+    def require_secret(self, needed_for: str = "the server cannot sign tokens or hash national IDs") -> str:
+        """The server secret; raises :class:`MissingSecret` (saying what it is ``needed_for``) when it is not set."""
+        if not self.secret_key or not self.secret_key.strip():
+            raise MissingSecret(f"LABOUR_ATLAS_SECRET_KEY is not set: {needed_for}.\n{SECRET_ADVICE}")
+        return self.secret_key
 
 
-@lru_cache
+_current: Settings | None = None
+
+
+def _load(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        messages = [e["msg"].removeprefix("Value error, ") + (f" ({'.'.join(map(str, e['loc']))})" if e["loc"] else "")
+                    for e in exc.errors()]
+        raise SettingsError("\n".join(messages)) from None
+
+
 def get_settings() -> Settings:
-    """Return the process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read from the environment once).
+
+    Raises :class:`SettingsError` when the environment holds refused values.
+    """
+    global _current
+    if _current is None:
+        _current = _load()
+    return _current
+
+
+def configure(**overrides: Any) -> Settings:
+    """Replace the process-wide settings by new ones: the environment plus ``overrides``, validated again.
+
+    The demo uses it (``configure(demo=True, secret_key=...)``); the settings
+    object in use is never changed in place.
+    """
+    global _current
+    _current = _load(**overrides)
+    return _current
+
+
+def reset_settings() -> None:
+    """Forget the settings: the next :func:`get_settings` reads the environment again."""
+    global _current
+    _current = None

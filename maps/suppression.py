@@ -21,9 +21,27 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from geodata.roles import Role
+from geodata.settings import get_settings
+
 K = TypeVar("K", bound=Hashable)
 
 MIN_K = 3
+
+
+def suppression_k(role: Role) -> int | None:
+    """The threshold below which counts served to ``role`` are hidden (None: not suppressed).
+
+    Officers see the personal records of their area, so their counts are not
+    hidden; every role that sees aggregates only gets them suppressed
+    (settings ``suppress_below_*``).
+
+    >>> suppression_k(Role.officer) is None
+    True
+    """
+    s = get_settings()
+    return {Role.leader: s.suppress_below_leader, Role.planner: s.suppress_below_planner,
+            Role.police_analyst: s.suppress_below_police}.get(role)
 
 
 def suppressed_cells(counts: Mapping[K, int], relations: Iterable[tuple[K, Sequence[K]]], k: int) -> set[K]:

@@ -17,10 +17,13 @@ from sqlalchemy import Connection, text
 
 from geodata.scopes import Reader, scope_condition
 from geodata.structures import Structure
+from geodata.vietnam import TIMEZONE_NAME
+from maps.aggregates import AggregateRow
 from maps.suppression import suppressed_cells
+from survey.definition import KINDS
 
-KINDS = ("aspirant", "returnee", "departure")
 ALL_KINDS = "all"
+MEASURES = (*KINDS, ALL_KINDS)
 
 # Every unit of the structure with its counts per kind, rolled up the
 # hierarchy in one statement (each commune counted in itself, its parent and
@@ -30,8 +33,8 @@ WITH counts AS (
     SELECT coalesce(r.assigned_commune_code, r.declared_commune_code) AS commune, r.kind, count(*) AS n
     FROM survey_record r
     WHERE r.structure = :structure
-      AND r.collected_at >= make_timestamptz(:year, 1, 1, 0, 0, 0, 'Asia/Ho_Chi_Minh')
-      AND r.collected_at < make_timestamptz(:year + 1, 1, 1, 0, 0, 0, 'Asia/Ho_Chi_Minh')
+      AND r.collected_at >= make_timestamptz(:year, 1, 1, 0, 0, 0, :tz)
+      AND r.collected_at < make_timestamptz(:year + 1, 1, 1, 0, 0, 0, :tz)
     GROUP BY 1, 2
 ),
 up AS (
@@ -44,7 +47,7 @@ up AS (
     JOIN admin_unit p ON p.structure = c.structure AND p.code = c.parent_code
     WHERE c.structure = :structure AND c.level = 'commune' AND p.parent_code IS NOT NULL
 )
-SELECT u.code, u.name, u.level, u.parent_code,
+SELECT u.code, u.name, u.level, u.parent_code, u.geom_quality,
        coalesce(sum(n.n) FILTER (WHERE n.kind = 'aspirant'), 0)::int AS aspirant,
        coalesce(sum(n.n) FILTER (WHERE n.kind = 'returnee'), 0)::int AS returnee,
        coalesce(sum(n.n) FILTER (WHERE n.kind = 'departure'), 0)::int AS departure
@@ -52,7 +55,7 @@ FROM admin_unit u
 LEFT JOIN up ON up.unit = u.code
 LEFT JOIN counts n ON n.commune = up.commune
 WHERE u.structure = :structure
-GROUP BY u.code, u.name, u.level, u.parent_code
+GROUP BY u.code, u.name, u.level, u.parent_code, u.geom_quality
 """
 
 
@@ -67,9 +70,14 @@ class CountTable:
     hidden: frozenset[tuple[str, str]]
 
     def cell(self, code: str, kind: str) -> dict[str, Any]:
-        if (code, kind) in self.hidden:
-            return {"count": None, "suppressed": True}
-        return {"count": self.units[code][kind], "suppressed": False}
+        return self.row(code).cell(kind)
+
+    def row(self, code: str) -> AggregateRow:
+        """The unit's counts as the shared aggregate result (hidden counts are None)."""
+        u = self.units[code]
+        hidden = frozenset(m for m in MEASURES if (code, m) in self.hidden)
+        return AggregateRow(code, u["name"], u["level"], u["parent_code"], self.structure, str(self.year),
+                            {m: None if m in hidden else u[m] for m in MEASURES}, hidden, u["geom_quality"])
 
 
 def survey_count_table(conn: Connection, structure: Structure | str, year: int, k: int | None) -> CountTable:
@@ -85,7 +93,7 @@ def survey_count_table(conn: Connection, structure: Structure | str, year: int, 
     structure = Structure(structure).value
     units: dict[str, dict[str, Any]] = {}
     children: dict[str, list[str]] = defaultdict(list)
-    for row in conn.execute(text(COUNTS_SQL), {"structure": structure, "year": year}).mappings():
+    for row in conn.execute(text(COUNTS_SQL), {"structure": structure, "year": year, "tz": TIMEZONE_NAME}).mappings():
         u = dict(row)
         u[ALL_KINDS] = sum(u[kind] for kind in KINDS)
         units[u["code"]] = u
@@ -93,10 +101,10 @@ def survey_count_table(conn: Connection, structure: Structure | str, year: int, 
             children[u["parent_code"]].append(u["code"])
     hidden: set[tuple[str, str]] = set()
     if k is not None:
-        counts = {(code, kind): u[kind] for code, u in units.items() for kind in (*KINDS, ALL_KINDS)}
+        counts = {(code, kind): u[kind] for code, u in units.items() for kind in MEASURES}
         relations = [((code, ALL_KINDS), [(code, kind) for kind in KINDS]) for code in units]
         relations += [((parent, kind), [(c, kind) for c in kids])
-                      for parent, kids in children.items() if parent in units for kind in (*KINDS, ALL_KINDS)]
+                      for parent, kids in children.items() if parent in units for kind in MEASURES]
         hidden = suppressed_cells(counts, relations, k)
     return CountTable(structure, year, k, units, frozenset(hidden))
 

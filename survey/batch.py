@@ -17,17 +17,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from survey.definition import FORM, FormDefinition
-from survey.schemas import (
-    CLOCK_SKEW,
-    EARLIEST_DATE,
-    TEXT_MAX_LENGTH,
-    VIETNAM_BBOX,
-    FieldError,
-)
+from geodata.vietnam import TIMEZONE_NAME, VIETNAM_BBOX
+from survey.definition import FORM, NO_WORDS, YES_WORDS, FormDefinition
+from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, FieldError
 
-TRUE = {"true", "yes", "1", "có", "co", "x"}
-FALSE = {"false", "no", "0", "không", "khong"}
 UUID_RE = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
@@ -70,11 +63,11 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
             out[f.name] = num.where(~bad).astype("Int64")
         elif f.type == "boolean":
             low = col.str.lower()
-            bad = col.notna() & ~low.isin(TRUE | FALSE)
+            bad = col.notna() & ~low.isin(YES_WORDS | NO_WORDS)
             flag(bad, f.name, lambda i, c=col: f"{c[i]!r} is not yes/no")
             value = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-            value[low.isin(TRUE).fillna(False).astype(bool)] = True
-            value[low.isin(FALSE).fillna(False).astype(bool)] = False
+            value[low.isin(YES_WORDS).fillna(False).astype(bool)] = True
+            value[low.isin(NO_WORDS).fillna(False).astype(bool)] = False
             out[f.name] = value
         elif f.type == "datetime":
             fixed = col.where(col.isna() | col.str.contains(HAS_OFFSET, regex=True), col + "+07:00")
@@ -130,7 +123,7 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 col_checks.append(pa.Check.str_matches(r"^[0-9]{5}$", error=f"{f.name}: not a 5-digit commune code"))
             elif f.type == "text":
                 col_checks.append(pa.Check.str_length(1, TEXT_MAX_LENGTH, error=f"{f.name}: longer than {TEXT_MAX_LENGTH} characters"))
-            elif f.type == "integer" and f.name != "birth_year" and f.minimum is not None:
+            elif f.type == "integer" and f.range_of == "value" and f.minimum is not None:
                 col_checks.append(pa.Check.in_range(f.minimum, f.maximum, error=f"{f.name}: out of range {f.minimum}-{f.maximum}"))
             columns[f.name] = pa.Column(None, col_checks, nullable=True, required=False)
             required_cols = [f.name]
@@ -143,9 +136,8 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 ))
 
     def local_year(df: pd.DataFrame) -> pd.Series:
-        return df["collected_at"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.year.fillna(now.year)
+        return df["collected_at"].dt.tz_convert(TIMEZONE_NAME).dt.year.fillna(now.year)
 
-    birth = defn.field("birth_year")
     minx, miny, maxx, maxy = VIETNAM_BBOX
 
     def in_vietnam(df: pd.DataFrame) -> pd.Series:
@@ -160,19 +152,22 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
         pa.Check(_ok(lambda df: df["collected_at"].isna() | (df["collected_at"] <= now + CLOCK_SKEW)),
                  error="collected_at: is in the future"),
         pa.Check(_ok(lambda df: df["collected_at"].isna()
-                 | (df["collected_at"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.date >= defn.published)),
+                 | (df["collected_at"].dt.tz_convert(TIMEZONE_NAME).dt.date >= defn.published)),
                  error=f"collected_at: is before this form existed ({defn.published})"),
-        pa.Check(_ok(lambda df: df["birth_year"].isna()
-                 | df["birth_year"].between(local_year(df) - birth.maximum, local_year(df) - birth.minimum).fillna(True)),
-                 error=f"birth_year: out of range: the person must be {birth.minimum} to {birth.maximum} years old"),
         pa.Check(_ok(lambda df: ~swapped(df)), error="location: latitude and longitude seem swapped"),
         pa.Check(_ok(lambda df: in_vietnam(df) | swapped(df)), error="location: is outside Viet Nam"),
     ]
     for f in defn.fields:
+        if f.type == "integer" and f.range_of == "age":
+            checks.append(pa.Check(
+                _ok(lambda df, n=f.name, f=f: df[n].isna()
+                    | df[n].between(local_year(df) - f.maximum, local_year(df) - f.minimum).fillna(True)),
+                error=f"{f.name}: out of range: the person must be {f.minimum} to {f.maximum} years old",
+            ))
         if f.type == "date":
             checks.append(pa.Check(
                 _ok(lambda df, n=f.name: df[n].isna() | df["collected_at"].isna()
-                | (pd.to_datetime(df[n]) <= df["collected_at"].dt.tz_convert("Asia/Ho_Chi_Minh").dt.tz_localize(None).dt.normalize())
+                | (pd.to_datetime(df[n]) <= df["collected_at"].dt.tz_convert(TIMEZONE_NAME).dt.tz_localize(None).dt.normalize())
                 & (pd.to_datetime(df[n]) >= pd.Timestamp(EARLIEST_DATE))),
                 error=f"{f.name}: is after the survey date or before {EARLIEST_DATE}",
             ))

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 FieldType = Literal[
     "uuid", "text", "integer", "date", "datetime", "boolean", "select_one", "select_multiple", "geopoint", "commune"
 ]
-KINDS = ("aspirant", "returnee", "departure")
+RecordKind = Literal["aspirant", "returnee", "departure"]
+KINDS: tuple[str, ...] = get_args(RecordKind)
+"""The kinds of survey record: who wants to go abroad, who came back, who left under contract."""
+
+YES_WORDS = frozenset({"true", "yes", "1", "có", "co", "x"})
+NO_WORDS = frozenset({"false", "no", "0", "không", "khong"})
+"""How a yes/no answer is written in files and forms (ODK's yes/no, Excel's TRUE, Vietnamese có/không, a tick x),
+compared in lower case."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,9 @@ class Field:
 
     ``kinds`` lists the record kinds that ask it (all by default); ``required``
     applies only to those kinds. ``personal`` fields are sensitive personal
-    data: never kept without consent. ``minimum`` / ``maximum`` bound integers;
-    for ``birth_year`` they are ages at collection (see :mod:`survey.rules`).
+    data: never kept without consent. ``minimum`` / ``maximum`` bound integers:
+    the value itself (``range_of="value"``) or, for a year of birth
+    (``range_of="age"``), the person's age in the year of collection.
     """
 
     name: str
@@ -48,6 +56,7 @@ class Field:
     personal: bool = False
     minimum: int | None = None
     maximum: int | None = None
+    range_of: Literal["value", "age"] = "value"
     hint_vi: str | None = None
     hint_en: str | None = None
 
@@ -138,7 +147,7 @@ FORM = FormDefinition(
         Field("national_id", "text", "Số CCCD/CMND", "National ID number", personal=True,
               hint_vi="Chỉ lưu dạng mã hóa một chiều", hint_en="Stored only as a keyed hash"),
         Field("phone", "text", "Số điện thoại", "Phone", personal=True),
-        Field("birth_year", "integer", "Năm sinh", "Year of birth", required=True, personal=True, minimum=15, maximum=80,
+        Field("birth_year", "integer", "Năm sinh", "Year of birth", required=True, personal=True, minimum=15, maximum=80, range_of="age",
               hint_vi="Tuổi từ 15 đến 80", hint_en="Age 15 to 80"),
         Field("sex", "select_one", "Giới tính", "Sex", required=True, choices="sex", personal=True),
         Field("ethnicity", "select_one", "Dân tộc", "Ethnic group", choices="ethnicity", personal=True),

@@ -8,11 +8,6 @@ from collections.abc import Iterable
 
 from geodata.settings import get_settings
 
-
-class MissingSecret(RuntimeError):
-    """No server secret is configured, so IDs cannot be hashed."""
-
-
 SEPARATORS = re.compile(r"[\s.\-]")
 
 
@@ -40,9 +35,7 @@ def national_id_hashes(values: Iterable[str | None], secret: str | None = None) 
     >>> national_id_hashes(["001 099 012 345", None], secret="s") == [national_id_hash("001099012345", "s"), None]
     True
     """
-    secret = secret or get_settings().secret_key
-    if not secret:
-        raise MissingSecret("LABOUR_ATLAS_SECRET_KEY is not set: national IDs cannot be stored")
+    secret = secret or get_settings().require_secret("national IDs cannot be stored")
     key = secret.encode()
     return [hmac.digest(key, normalise_national_id(v).encode(), "sha256").hex() if isinstance(v, str) else None
             for v in values]

@@ -18,15 +18,13 @@ from defusedxml import (
     ElementTree as SafeET,  # a dependency of pyxform: no entity expansion, no DTDs
 )
 
-from survey.definition import FORM, FormDefinition
+from survey.definition import FORM, NO_WORDS, YES_WORDS, FormDefinition
 from survey.xlsform import xform_xml
 
 XFORMS_LIST_NS = "http://openrosa.org/xforms/xformsList"
 RESPONSE_NS = "http://openrosa.org/http/response"
 OPENROSA_VERSION = "1.0"
 
-TRUE = {"yes", "true", "1"}
-FALSE = {"no", "false", "0"}
 INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
@@ -55,7 +53,7 @@ def _value(type_: str, raw: str) -> Any:
         return raw[5:] if raw.lower().startswith("uuid:") else raw
     if type_ == "boolean":
         low = raw.lower()
-        return True if low in TRUE else False if low in FALSE else raw
+        return True if low in YES_WORDS else False if low in NO_WORDS else raw
     if type_ == "integer":
         return int(raw) if INTEGER.fullmatch(raw) else raw
     if type_ == "select_multiple":

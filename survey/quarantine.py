@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geodata.scopes import Reader
-from survey.definition import FORM, FormDefinition
+from survey.definition import FORM, YES_WORDS, FormDefinition
 
 
 def payload_hash(payload_text: str) -> str:
@@ -37,7 +37,7 @@ def consented(payload: Any) -> bool:
     if not isinstance(payload, dict):
         return False
     value = payload.get("consent")
-    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "có"))
+    return value is True or (isinstance(value, str) and value.strip().lower() in YES_WORDS)
 
 
 def masked_national_id(payload_text: str, payload: Any) -> str:

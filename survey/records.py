@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, text
 
+from geodata.errors import InvalidInput
 from geodata.scopes import Reader, scope_condition
 
-REVIEW_STATES = ("received", "approved", "has_issues", "rejected")
+ReviewStatus = Literal["received", "approved", "has_issues", "rejected"]
+REVIEW_STATES: tuple[str, ...] = get_args(ReviewStatus)
+"""Where a record is in its review by an officer (new records are ``received``)."""
+
 
 def reader_condition(alias: str) -> str:
     """WHERE condition: the record ``alias`` is one the reader may see (bind :meth:`Reader.params`).
@@ -95,7 +99,7 @@ def review_record(conn: Connection, instance_id: str, status: str, comment: str 
                   reader: Reader) -> bool:
     """Move a record to a review state with a comment; False if no such record (that ``reader`` may see)."""
     if status not in REVIEW_STATES:
-        raise ValueError(f"review status must be one of {', '.join(REVIEW_STATES)}")
+        raise InvalidInput(f"review status must be one of {', '.join(REVIEW_STATES)}", loc=("body", "status"))
     return bool(
         conn.execute(
             text(

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -26,11 +25,9 @@ from pydantic import (
 )
 from pydantic import Field as PydanticField
 
+from geodata.vietnam import VIETNAM_BBOX, VIETNAM_TZ
 from survey.definition import FORM, Field, FormDefinition
 
-VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-# Mainland, islands and the sea around them; anything outside is not Viet Nam.
-VIETNAM_BBOX = (101.5, 6.0, 118.0, 24.0)
 CLOCK_SKEW = dt.timedelta(minutes=10)
 # Dates answered in the form (return, departure) are not earlier than this.
 EARLIEST_DATE = dt.date(1980, 1, 1)
@@ -177,16 +174,15 @@ def check_rules(clean: dict[str, Any], defn: FormDefinition, now: dt.datetime) -
         message = location_problem(point.lon, point.lat)
         if message:
             errors.append(FieldError("location", message))
-    birth = clean.get("birth_year")
-    if birth is not None:
-        f = defn.field("birth_year")
-        year = (collected or now).astimezone(VIETNAM_TZ).year
-        if not (year - f.maximum <= birth <= year - f.minimum):
-            errors.append(FieldError("birth_year", f"{birth} is out of range: the person must be {f.minimum} to {f.maximum} years old ({year - f.maximum}-{year - f.minimum})"))
+    year = (collected or now).astimezone(VIETNAM_TZ).year
     for f in defn.fields:
-        if f.type == "integer" and f.name != "birth_year" and clean.get(f.name) is not None:
+        if f.type == "integer" and clean.get(f.name) is not None:
             v = clean[f.name]
-            if (f.minimum is not None and v < f.minimum) or (f.maximum is not None and v > f.maximum):
+            if f.range_of == "age":
+                if not (year - f.maximum <= v <= year - f.minimum):
+                    errors.append(FieldError(f.name, f"{v} is out of range: the person must be {f.minimum} to {f.maximum} "
+                                                     f"years old ({year - f.maximum}-{year - f.minimum})"))
+            elif (f.minimum is not None and v < f.minimum) or (f.maximum is not None and v > f.maximum):
                 errors.append(FieldError(f.name, f"{v} is out of range {f.minimum}-{f.maximum}"))
         if f.type == "date" and clean.get(f.name) is not None and collected is not None:
             if clean[f.name] > collected.astimezone(VIETNAM_TZ).date():

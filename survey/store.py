@@ -26,7 +26,6 @@ from sqlalchemy import Connection, text
 
 from geodata.scopes import scope_condition
 from geodata.settings import get_settings
-from survey.identity import MissingSecret
 
 ROW_TYPES = """
     n int, instance_id uuid, form_id text, form_version text, kind text, collected_at timestamptz, surveyor text,
@@ -242,18 +241,11 @@ class Sender:
     scope_user_id: str | None = None
 
 
-def server_secret() -> str:
-    secret = get_settings().secret_key
-    if not secret:
-        raise MissingSecret("LABOUR_ATLAS_SECRET_KEY is not set: submissions cannot be stored")
-    return secret
-
-
 def store_params(sender: Sender | None, *, every_row: bool = True) -> dict[str, Any]:
     """The parameters of the statements: settings, the server secret and the sender."""
     st = get_settings()
-    return {"outside_m": st.survey_outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m,
-            "secret": server_secret(), "window": st.duplicate_window_days, "every_row": every_row,
+    return {"outside_m": st.outside_tolerance_m, "accuracy_limit": st.gps_accuracy_limit_m,
+            "secret": st.require_secret("submissions cannot be stored"), "window": st.duplicate_window_days, "every_row": every_row,
             "submitted_by": sender.name if sender else None,
             "scope_user_id": sender.scope_user_id if sender else None}
 

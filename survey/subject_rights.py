@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geodata.errors import InvalidInput
 from geodata.scopes import Reader
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hash
@@ -75,7 +76,7 @@ def erase_person(conn: Connection, national_id: str, reader: Reader, defn: FormD
 def purge_older_than(conn: Connection, years: int, defn: FormDefinition = FORM) -> list[str]:
     """Anonymise every record collected more than ``years`` years ago; returns their ids."""
     if years < 1:
-        raise ValueError("--older-than must be at least 1 year")
+        raise InvalidInput("--older-than must be at least 1 year", loc=("older_than",))
     return list(
         conn.execute(
             text(ANONYMISE_SQL.format(where="r.collected_at < now() - make_interval(years => :years)")),

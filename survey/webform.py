@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from geodata.vietnam import TIMEZONE_NAME, VIETNAM_BBOX
 from survey.definition import FORM, Field, FormDefinition
-from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, VIETNAM_BBOX
+from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH
 
 # Fields the page fills itself instead of asking: a new id per form, the time
 # of saving, and what only the phone's operating system knows (a browser
@@ -62,7 +63,7 @@ def _field(f: Field, defn: FormDefinition) -> dict[str, Any]:
         out["choice_list"] = f.choices
     if f.type == "integer":
         # birth_year's bounds are ages at the collection date (survey.schemas.check_rules).
-        out["range_of"] = "age" if f.name == "birth_year" else "value"
+        out["range_of"] = f.range_of
     if f.type == "text":
         out["max_length"] = TEXT_MAX_LENGTH
         if f.name in INPUT_MODES:
@@ -90,7 +91,7 @@ def webform_spec(defn: FormDefinition = FORM) -> dict[str, Any]:
             "earliest_date": EARLIEST_DATE.isoformat(),
             "clock_skew_minutes": int(CLOCK_SKEW.total_seconds() // 60),
             "bbox": list(VIETNAM_BBOX),
-            "timezone": "Asia/Ho_Chi_Minh",
+            "timezone": TIMEZONE_NAME,
             # Without this answer ticked nothing personal may be recorded or sent.
             "consent_field": "consent",
         },

@@ -72,7 +72,7 @@ def _integer_constraint(f: Field) -> tuple[str | None, str | None, str | None]:
     """(constraint, message vi, message en) from ``minimum`` / ``maximum``."""
     if f.minimum is None and f.maximum is None:
         return None, None, None
-    if f.name == "birth_year":
+    if f.range_of == "age":
         # The bounds are ages at collection (survey.schemas.check_rules): a range of years relative to this year.
         year = "int(format-date(today(), '%Y'))"
         parts = []

@@ -17,9 +17,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers import TEST_SECRET
+
 # A fixed secret for the tests (ID hashes, payload fingerprints); set before
-# the settings are first read.
-os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "test-secret-not-for-production")
+# the settings are first read. Strong enough for the settings to accept it.
+os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", TEST_SECRET)
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -139,7 +141,7 @@ class Accounts:
     def user(self, role: str, scope: tuple[str, ...] = ("all",), structure: str = "2025"):
         from types import SimpleNamespace
 
-        from api.security import create_user
+        from api.security.accounts import create_user
 
         key = (role, tuple(scope), structure)
         if key not in self.made:
@@ -150,7 +152,7 @@ class Accounts:
         return self.made[key]
 
     def headers(self, role: str, scope: tuple[str, ...] = ("all",), structure: str = "2025") -> dict[str, str]:
-        from api.security import create_access_token
+        from api.security.tokens import create_access_token
 
         u = self.user(role, scope, structure)
         token, _ = create_access_token(u.id, role, minutes=240)
@@ -258,3 +260,33 @@ def commune(seeded_url):
             )
         ).one()
     return {"code": row.code, "lon": row.lon, "lat": row.lat, "other": other._asdict()}
+
+
+class Environment:
+    """Environment variables for one test, read again by the settings; undone afterwards."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, **variables: str | None) -> None:
+        from geodata.settings import reset_settings
+
+        for name, value in variables.items():
+            if value is None:
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.monkeypatch.setenv(name, value)
+        reset_settings()
+
+    def patch(self, target: object, name: str, value: object) -> None:
+        self.monkeypatch.setattr(target, name, value)
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Environment]:
+    """Set environment variables (None removes one); the settings are read anew, and again after the test."""
+    from geodata.settings import reset_settings
+
+    yield Environment(monkeypatch)
+    monkeypatch.undo()
+    reset_settings()

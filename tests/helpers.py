@@ -9,6 +9,9 @@ from sqlalchemy import Engine
 
 from geodata import db
 
+TEST_SECRET = "tests-only-7Qm2xZ9vLk4Rt8Wp3Ns6Hd1Fj5Gb0Yc"
+"""The server secret of the tests (never used anywhere else)."""
+
 
 @contextmanager
 def using(url: str) -> Iterator[Engine]:

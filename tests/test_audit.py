@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from api.main import create_app
-from api.security import create_user
+from api.security.accounts import create_user
 from tests.payloads import aspirant
 
 PASSWORD = "correct horse battery staple"

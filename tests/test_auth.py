@@ -18,21 +18,21 @@ import pytest
 from sqlalchemy import column, select, table, text
 from typer.testing import CliRunner
 
-from api import cli, security
-from api.security import (
-    Role,
-    create_access_token,
-    create_user,
-    disable_user,
-    failed_login_delay,
-)
+from api.security import tokens
+from api.security.accounts import create_user, disable_user
+from api.security.passwords import verify_password
+from api.security.signin import failed_login_delay
+from api.security.tokens import create_access_token
+from cli import serve
+from cli.main import app as cli_app
+from geodata.roles import Role
 from geodata.scopes import (
     scope_condition,
     scope_params,
     scope_units,
     scope_units_select,
 )
-from geodata.settings import get_settings
+from geodata.settings import get_settings, reset_settings
 
 PASSWORD = "correct horse battery staple"
 PREFIX = "tauth-"  # every user made here; removed after each test
@@ -169,12 +169,12 @@ def forged_tokens(user_id: uuid.UUID) -> dict[str, str]:
         "alg none, signature kept": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.{signature}",
         "HS512 with a wrong key": jwt.encode(claims, "w" * 64 + "another key entirely", algorithm="HS512"),
         "HS256 with a wrong key": jwt.encode(claims, "x" * 64 + "another key entirely", algorithm="HS256"),
-        "HS512 with the right key": jwt.encode(claims, security._access_key(), algorithm="HS512"),
-        "wrong type": jwt.encode({**claims, "type": "refresh"}, security._access_key(), algorithm="HS256"),
-        "no type": jwt.encode({k: v for k, v in claims.items() if k != "type"}, security._access_key(), algorithm="HS256"),
-        "no expiry": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, security._access_key(), algorithm="HS256"),
-        "subject not an id": jwt.encode({**claims, "sub": "admin"}, security._access_key(), algorithm="HS256"),
-        "unknown user": jwt.encode({**claims, "sub": str(uuid.uuid4())}, security._access_key(), algorithm="HS256"),
+        "HS512 with the right key": jwt.encode(claims, tokens._access_key(), algorithm="HS512"),
+        "wrong type": jwt.encode({**claims, "type": "refresh"}, tokens._access_key(), algorithm="HS256"),
+        "no type": jwt.encode({k: v for k, v in claims.items() if k != "type"}, tokens._access_key(), algorithm="HS256"),
+        "no expiry": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, tokens._access_key(), algorithm="HS256"),
+        "subject not an id": jwt.encode({**claims, "sub": "admin"}, tokens._access_key(), algorithm="HS256"),
+        "unknown user": jwt.encode({**claims, "sub": str(uuid.uuid4())}, tokens._access_key(), algorithm="HS256"),
         "garbage": "not.a.token",
     }
 
@@ -304,11 +304,11 @@ def test_admin_creates_lists_and_disables_users(client, users):
     assert login(client, name).status_code == 200
 
     unknown = client.post("/api/v1/admin/users", headers=h, json=new | {"username": unique("x"), "scope": ["42", "99999"]})
-    assert unknown.status_code == 422 and "99999" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and "99999" in unknown.json()["detail"][0]["msg"]
     weak = client.post("/api/v1/admin/users", headers=h, json=new | {"username": unique("x"), "password": "short-pw-77"})
     assert weak.status_code == 422 and "short-pw-77" not in weak.text
     no_scope = client.post("/api/v1/admin/users", headers=h, json=new | {"username": unique("x"), "scope": []})
-    assert no_scope.status_code == 422 and "scope" in no_scope.json()["detail"]
+    assert no_scope.status_code == 422 and "scope" in no_scope.json()["detail"][0]["msg"]
     bad_role = client.post("/api/v1/admin/users", headers=h, json=new | {"username": unique("x"), "role": "king"})
     assert bad_role.status_code == 422 and PASSWORD not in bad_role.text
 
@@ -324,37 +324,37 @@ def test_cli_user_add_list_disable(seeded):
     runner = CliRunner()
     name = unique("cli")
     try:
-        r = runner.invoke(cli.app, ["user", "add", name, "--role", "officer", "--scope", "42,436", "--structure", "pre2025", "--password-stdin"],
+        r = runner.invoke(cli_app, ["user", "add", name, "--role", "officer", "--scope", "42,436", "--structure", "pre2025", "--password-stdin"],
                           input=PASSWORD + "\n")
         assert r.exit_code == 0, r.output
         with seeded.connect() as conn:
             row = conn.execute(text("SELECT id, role, password_hash, disabled FROM app_user WHERE username = :n"), {"n": name}).one()
             scope = set(conn.execute(text("SELECT structure, unit_code FROM user_scope WHERE user_id = :id"), {"id": row.id}).all())
-        assert row.role == "officer" and not row.disabled and security.verify_password(row.password_hash, PASSWORD)
+        assert row.role == "officer" and not row.disabled and verify_password(row.password_hash, PASSWORD)
         assert scope == {("pre2025", "42"), ("pre2025", "436")}
 
-        listed = runner.invoke(cli.app, ["user", "list"])
+        listed = runner.invoke(cli_app, ["user", "list"])
         assert listed.exit_code == 0, listed.output
         assert name in listed.output and "Hà Tĩnh" in listed.output and "argon2" not in listed.output
 
-        taken = runner.invoke(cli.app, ["user", "add", name, "--role", "officer", "--scope", "42", "--password-stdin"], input=PASSWORD + "\n")
+        taken = runner.invoke(cli_app, ["user", "add", name, "--role", "officer", "--scope", "42", "--password-stdin"], input=PASSWORD + "\n")
         assert taken.exit_code == 1 and "already exists" in taken.output
-        unknown = runner.invoke(cli.app, ["user", "add", unique("cli"), "--role", "leader", "--scope", "42,99999", "--structure", "2025",
+        unknown = runner.invoke(cli_app, ["user", "add", unique("cli"), "--role", "leader", "--scope", "42,99999", "--structure", "2025",
                                           "--password-stdin"], input=PASSWORD + "\n")
         assert unknown.exit_code == 1 and "no unit with code 99999 in the 2025 structure" in unknown.output
-        no_scope = runner.invoke(cli.app, ["user", "add", unique("cli"), "--role", "leader", "--password-stdin"], input=PASSWORD + "\n")
+        no_scope = runner.invoke(cli_app, ["user", "add", unique("cli"), "--role", "leader", "--password-stdin"], input=PASSWORD + "\n")
         assert no_scope.exit_code == 1 and "needs an area scope" in no_scope.output
-        weak = runner.invoke(cli.app, ["user", "add", unique("cli"), "--role", "admin", "--password-stdin"], input="tiny\n")
+        weak = runner.invoke(cli_app, ["user", "add", unique("cli"), "--role", "admin", "--password-stdin"], input="tiny\n")
         assert weak.exit_code == 1 and "at least 12 characters" in weak.output
-        bad_role = runner.invoke(cli.app, ["user", "add", unique("cli"), "--role", "king", "--scope", "42", "--password-stdin"], input=PASSWORD + "\n")
+        bad_role = runner.invoke(cli_app, ["user", "add", unique("cli"), "--role", "king", "--scope", "42", "--password-stdin"], input=PASSWORD + "\n")
         assert bad_role.exit_code == 2
 
-        d = runner.invoke(cli.app, ["user", "disable", name])
+        d = runner.invoke(cli_app, ["user", "disable", name])
         assert d.exit_code == 0, d.output
         with seeded.connect() as conn:
             assert conn.execute(text("SELECT disabled FROM app_user WHERE username = :n"), {"n": name}).scalar() is True
-        assert "disabled" in runner.invoke(cli.app, ["user", "list"]).output
-        missing = runner.invoke(cli.app, ["user", "disable", unique("ghost")])
+        assert "disabled" in runner.invoke(cli_app, ["user", "list"]).output
+        missing = runner.invoke(cli_app, ["user", "disable", unique("ghost")])
         assert missing.exit_code == 1 and "no user named" in missing.output
     finally:
         with seeded.begin() as conn:
@@ -449,23 +449,21 @@ def test_scope_condition_runs_inside_a_where_clause(users, seeded):
 
 # -- the server secret -----------------------------------------------------------
 @pytest.mark.parametrize("secret", [None, "", "too-short-a-secret", "changeme", "secret", "test-secret-not-for-production", "a" * 40])
-def test_serve_refuses_a_missing_short_or_default_secret(secret, monkeypatch, seeded):
-    monkeypatch.setattr(get_settings(), "secret_key", secret)
-    monkeypatch.setattr(get_settings(), "demo", False)
-    monkeypatch.setattr(cli, "serve_app", lambda *a: pytest.fail("the server must not start"))
-    r = CliRunner().invoke(cli.app, ["serve"])
+def test_serve_refuses_a_missing_short_or_default_secret(secret, environment, seeded):
+    environment(LABOUR_ATLAS_SECRET_KEY=secret, LABOUR_ATLAS_DEMO=None)
+    environment.patch(serve, "serve_app", lambda *a: pytest.fail("the server must not start"))
+    r = CliRunner().invoke(cli_app, ["serve"])
     assert r.exit_code == 1
     assert "refusing to start" in r.output and "LABOUR_ATLAS_SECRET_KEY" in r.output
 
 
-def test_serve_starts_with_a_strong_secret_or_in_demo_mode(monkeypatch, seeded):
+def test_serve_starts_with_a_strong_secret_or_in_demo_mode(environment, seeded):
     started = []
-    monkeypatch.setattr(cli, "serve_app", lambda host, port: started.append((host, port)))
-    monkeypatch.setattr(get_settings(), "secret_key", "Zx8-" + uuid.uuid4().hex)
-    assert CliRunner().invoke(cli.app, ["serve", "--port", "8123"]).exit_code == 0
-    monkeypatch.setattr(get_settings(), "secret_key", "changeme")
-    monkeypatch.setattr(get_settings(), "demo", True)
-    r = CliRunner().invoke(cli.app, ["serve", "--port", "8124"])
+    environment.patch(serve, "serve_app", lambda host, port: started.append((host, port)))
+    environment(LABOUR_ATLAS_SECRET_KEY="Zx8-" + uuid.uuid4().hex, LABOUR_ATLAS_DEMO=None)
+    assert CliRunner().invoke(cli_app, ["serve", "--port", "8123"]).exit_code == 0
+    environment(LABOUR_ATLAS_SECRET_KEY="changeme", LABOUR_ATLAS_DEMO="1")
+    r = CliRunner().invoke(cli_app, ["serve", "--port", "8124"])
     assert r.exit_code == 0 and "warning" in r.output
     assert started == [("127.0.0.1", 8123), ("127.0.0.1", 8124)]
 
@@ -473,7 +471,7 @@ def test_serve_starts_with_a_strong_secret_or_in_demo_mode(monkeypatch, seeded):
 def test_serve_without_secret_exits_in_a_real_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LABOUR_ATLAS_SECRET_KEY", "LABOUR_ATLAS_DEMO")}
     env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"  # never reached
-    r = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", "1"], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "cli", "serve", "--port", "1"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "refusing to start: LABOUR_ATLAS_SECRET_KEY is not set" in r.stderr

@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from api.access import PUBLIC, Allow, AllowBasic, app_route_rules
 from api.main import create_app
-from api.security import Role
+from geodata.roles import Role
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
 from tests.payloads import answers, aspirant, instance_xml
@@ -74,7 +74,7 @@ class World:
 
 
 def bearer(user) -> dict[str, str]:
-    from api.security import create_access_token
+    from api.security.tokens import create_access_token
 
     token, _ = create_access_token(user.id, user.role, minutes=60)
     return {"Authorization": f"Bearer {token}", "X-Purpose": "authorization matrix"}
@@ -192,7 +192,7 @@ def post_user(w, u):
 
 def post_disable(w, u):
     name = f"t-gone-{secrets.token_hex(4)}"
-    from api.security import create_user
+    from api.security.accounts import create_user
 
     with w.engine.begin() as conn:
         create_user(conn, name, "a long enough passphrase", "planner", ["42"])

@@ -48,7 +48,7 @@ def test_private_cluster_keeps_its_data_between_runs(folder):
 def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["LABOUR_ATLAS_DATA_DIR"] = str(folder / "state")
-    cli = [sys.executable, "-m", "api.cli", "demo"]
+    cli = [sys.executable, "-m", "cli", "demo"]
     first = subprocess.run([*cli, "--no-serve"], env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr + first.stdout
     assert "Reference data loaded" in first.stdout and "have an approximate polygon" in first.stdout

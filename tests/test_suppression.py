@@ -10,8 +10,8 @@ import secrets
 import pytest
 from sqlalchemy import text
 
-from api.routers.aggregates import suppression_k
-from api.security import Role
+from geodata.roles import Role
+from maps.suppression import suppression_k
 from geodata.settings import Settings
 from maps.suppression import suppressed_cells
 from survey.ingest import Incoming, ingest

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 
 from api.access import Allow, reader_for
 from api.deps import AuthUser, DbConn
-from api.security import Role
-from geodata.settings import get_settings
+from api.schemas import SurveyCounts
+from geodata.roles import Role
 from geodata.structures import Structure
-from maps.survey_counts import ALL_KINDS, KINDS, survey_count_table, visible_units
+from maps.suppression import suppression_k
+from maps.survey_counts import MEASURES, survey_count_table, visible_units
 
 router = APIRouter(prefix="/api/v1/aggregates", tags=["aggregates"])
 
@@ -20,18 +21,7 @@ COUNT_READERS = Allow(Role.officer, Role.leader, Role.planner, limit="area")
 CountReader = Annotated[AuthUser, Depends(COUNT_READERS)]
 
 
-def suppression_k(role: Role) -> int | None:
-    """The threshold below which counts served to ``role`` are hidden (None: not suppressed).
-
-    Officers see the personal records of their area, so their counts are not
-    hidden; every role that sees aggregates only gets them suppressed.
-    """
-    s = get_settings()
-    return {Role.leader: s.suppress_below_leader, Role.planner: s.suppress_below_planner,
-            Role.police_analyst: s.suppress_below_police}.get(role)
-
-
-@router.get("/survey-counts")
+@router.get("/survey-counts", response_model=SurveyCounts)
 def survey_counts(
     conn: DbConn,
     user: CountReader,
@@ -50,14 +40,16 @@ def survey_counts(
     k = suppression_k(user.role)
     table = survey_count_table(conn, structure, year, k)
     codes = visible_units(conn, structure, level, parent, reader_for(user, COUNT_READERS.limit))
+    rows = [table.row(c) for c in codes]
     return {
         "structure": table.structure,
         "year": year,
+        "period": str(year),
         "suppressed_below": k,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC),
         "units": [
-            {key: table.units[c][key] for key in ("code", "name", "level", "parent_code")}
-            | {kind: table.cell(c, kind) for kind in (*KINDS, ALL_KINDS)}
-            for c in codes
+            {"code": r.unit_code, "name": r.unit_name, "level": r.level, "parent_code": r.parent_code,
+             "geom_quality": r.geom_quality} | {m: r.cell(m) for m in MEASURES}
+            for r in rows
         ],
     }

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from api.access import AdminUser
 from api.audit import list_audit
 from api.deps import DbConn
+from api.schemas import AuditEntry
 
 router = APIRouter(prefix="/api/v1/admin/audit", tags=["admin"])
 
 
-@router.get("")
+@router.get("", response_model=list[AuditEntry])
 def audit_log(
     conn: DbConn,
     admin: AdminUser,

@@ -12,13 +12,9 @@ from pydantic import BaseModel, Field
 
 from api.access import ALL_ROLES, PUBLIC, Allow
 from api.deps import AuthUser, DbConn, unauthorized
-from api.security import (
-    LoginResult,
-    RefreshResult,
-    authenticate,
-    rotate_refresh_token,
-    user_scope_codes,
-)
+from api.security.accounts import user_scope_codes
+from api.security.sessions import RefreshResult, rotate_refresh_token
+from api.security.signin import LoginResult, authenticate
 from geodata.db import get_engine
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.access import AdminUser
 from api.audit import record_access
 from api.deps import DbConn
+from api.schemas import SurveyRecord
+from geodata.errors import NotFound
 from geodata.scopes import Reader
 from survey.records import get_record
 
@@ -29,12 +31,12 @@ class Justification(BaseModel):
     reason: str = Field(min_length=20, max_length=1000, description="Why this record must be read now (kept in the audit log)")
 
 
-@router.post("/submissions/{instance_id}")
+@router.post("/submissions/{instance_id}", response_model=SurveyRecord)
 def read_record(request: Request, conn: DbConn, admin: AdminUser, instance_id: uuid.UUID, body: Justification) -> dict:
     """One survey record, for an administrator, with a written reason; the read is audited."""
     found = get_record(conn, str(instance_id), Reader())  # the one unlimited read, audited below
     if found is None:
-        raise HTTPException(404, detail=f"no survey record with instance_id {instance_id}")
+        raise NotFound(f"no survey record with instance_id {instance_id}")
     record_access(conn, actor=admin.username, role=admin.role.value, method=request.method, route=request.url.path,
                   purpose=BREAK_GLASS + body.reason.strip(), record_ids=[instance_id])
     return found

@@ -5,12 +5,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.access import PUBLIC
+from api.schemas import Health
 from geodata.db import get_engine
 
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "The database is unreachable"}})
 def health() -> JSONResponse:
     """200 with versions when the database answers; 503 with the reason otherwise."""
     try:
@@ -18,5 +19,6 @@ def health() -> JSONResponse:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
             units = conn.execute(text("SELECT count(*) FROM admin_unit")).scalar()
     except Exception as exc:  # any failure here means "not ready"
-        return JSONResponse({"status": "unavailable", "database": str(exc).splitlines()[0]}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "postgis": postgis, "admin_units": units})
+        answer = Health(status="unavailable", database=str(exc).splitlines()[0])
+        return JSONResponse(answer.model_dump(), status_code=503)
+    return JSONResponse(Health(status="ok", database="ok", postgis=postgis, admin_units=units).model_dump())

@@ -6,16 +6,18 @@ import datetime as dt
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.access import PUBLIC
 from api.deps import DbConn
-from geodata.locate import NoStructureOnDate, locate
+from api.schemas import Location
+from geodata.errors import NotFound
+from geodata.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["locate"], dependencies=[Depends(PUBLIC)])
 
 
-@router.get("/locate")
+@router.get("/locate", response_model=Location)
 def locate_point(
     conn: DbConn,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS 84 degrees")],
@@ -25,18 +27,12 @@ def locate_point(
     """Province, district (pre-2025 only) and commune covering the point.
 
     A point on a shared border gets one answer (the lower code). 404 when no
-    unit covers the point.
+    unit covers the point, or no boundary structure is valid on the date.
     """
-    try:
-        loc = locate(conn, lon, lat, date)
-    except NoStructureOnDate as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+    loc = locate(conn, lon, lat, date)
     if not loc.found:
-        raise HTTPException(
-            404,
-            detail=f"no administrative unit of the {loc.structure} structure covers lon={lon}, lat={lat} "
-            "(outside Vietnam, at sea, or in an area without loaded boundaries)",
+        raise NotFound(
+            f"no administrative unit of the {loc.structure} structure covers lon={lon}, lat={lat} "
+            "(outside Vietnam, at sea, or in an area without loaded boundaries)"
         )
-    out = asdict(loc)
-    out["date"] = loc.date.isoformat()
-    return out
+    return asdict(loc)

@@ -16,4 +16,3 @@ templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates"
 def index(request: Request) -> HTMLResponse:
     """Map of the administrative units, with search and point lookup."""
     return templates.TemplateResponse(request, "index.html", {})
-from api.access import PUBLIC

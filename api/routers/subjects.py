@@ -7,11 +7,13 @@ compared. Both routes are audited with the record ids touched.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.access import OFFICERS, OfficerUser, reader_for
 from api.deps import AuditedRead, DbConn
+from api.schemas import PersonErasure, PersonExport
+from geodata.errors import InvalidInput
 from survey.subject_rights import erase_person, export_person
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["data-subject rights"])
@@ -25,7 +27,7 @@ class Erasure(Person):
     confirm: bool = Field(description="Must be true: erasure cannot be undone")
 
 
-@router.post("/export")
+@router.post("/export", response_model=PersonExport)
 def export(conn: DbConn, user: OfficerUser, audit: AuditedRead, body: Person) -> dict:
     """Everything your area holds about the person with this ID: records and quarantined payloads."""
     found = export_person(conn, body.national_id, reader=reader_for(user, OFFICERS.limit))
@@ -33,12 +35,11 @@ def export(conn: DbConn, user: OfficerUser, audit: AuditedRead, body: Person) ->
     return found
 
 
-@router.post("/erase", responses={422: {"description": "Not confirmed"}})
+@router.post("/erase", response_model=PersonErasure, responses={422: {"description": "Not confirmed"}})
 def erase(conn: DbConn, user: OfficerUser, audit: AuditedRead, body: Erasure) -> dict:
     """Erase the person's personal data held in your area; the records stay as anonymous counts."""
     if not body.confirm:
-        raise HTTPException(422, detail=[{"loc": ["body", "confirm"], "msg": "set confirm to true: erasure cannot be undone",
-                                          "type": "value_error"}])
+        raise InvalidInput("set confirm to true: erasure cannot be undone", loc=("body", "confirm"))
     done = erase_person(conn, body.national_id, reader=reader_for(user, OFFICERS.limit))
     audit.log(done["records"] + [f"quarantine:{q}" for q in done["quarantine"]])
     return {"erased_records": done["records"], "erased_quarantine": done["quarantine"]}

@@ -6,16 +6,18 @@ import json
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.access import OFFICERS, Allow, OfficerUser, reader_for
 from api.deps import AuditedRead, AuthUser, DbConn
-from api.security import Role
+from api.schemas import BatchOutcome, QuarantineEntry, SubmissionOutcome, SurveyRecord
+from geodata.errors import Conflict, InvalidInput, NotFound, TooLarge
+from geodata.roles import Role
 from geodata.scopes import Reader
-from survey.definition import FORM
+from survey.definition import FORM, RecordKind
 from survey.ingest import (
     RECORD_FIELDS,
     Incoming,
@@ -24,7 +26,13 @@ from survey.ingest import (
     parse_payload,
 )
 from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
-from survey.records import get_record, list_records, readable_duplicates, review_record
+from survey.records import (
+    ReviewStatus,
+    get_record,
+    list_records,
+    readable_duplicates,
+    review_record,
+)
 from survey.schemas import submission_model
 from survey.store import Sender
 
@@ -40,15 +48,20 @@ SurveyUser = Annotated[AuthUser, Depends(SENDERS)]
 
 def sender_of(user: AuthUser) -> Sender:
     return Sender(user.username, str(user.id))
+
+
 SUBMISSION_SCHEMA = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": submission_model(FORM).model_json_schema()}}}
 }
 
 
 def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
+    """The answer about one submission, built through :class:`~api.schemas.SubmissionOutcome` (its fields only)."""
     body: dict = {"status": o.status, "instance_id": o.instance_id}
     if o.status == "rejected":
-        body |= {"detail": "submission rejected and kept in quarantine", "errors": o.errors, "quarantine_id": o.quarantine_id}
+        # FastAPI's validation shape, plus the field/message list the web form shows.
+        body |= {"detail": [{"loc": ["body", e["field"]], "msg": e["message"], "type": "value_error"} for e in o.errors],
+                 "errors": o.errors, "quarantine_id": o.quarantine_id}
     elif o.status == "forbidden":
         body |= {"detail": "outside your area: kept in quarantine for an officer of that area", "errors": o.errors,
                  "quarantine_id": o.quarantine_id}
@@ -59,7 +72,7 @@ def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
             "probable_duplicates": readable_duplicates(conn, o.record["probable_duplicates"], reader)}
     elif (record := get_record(conn, o.instance_id, reader)) is not None:
         body["record"] = {k: record[k] for k in (*RECORD_FIELDS, "review_status")}
-    return body
+    return SubmissionOutcome.model_validate(body).model_dump(mode="json", exclude_unset=True)
 
 
 def store_one(conn, item: Incoming, source: str, user: AuthUser, quarantine_id: int | None = None) -> tuple[dict, int]:
@@ -70,10 +83,15 @@ def store_one(conn, item: Incoming, source: str, user: AuthUser, quarantine_id: 
     return outcome_body(conn, outcome, reader_for(user, SENDERS.limit)), HTTP_STATUS[outcome.status]
 
 
-@router.post("/submissions", openapi_extra=SUBMISSION_SCHEMA, status_code=201,
-             responses={200: {"description": "Already stored (same payload)"}, 409: {"description": "instance_id used by another payload"},
-                        403: {"description": "Outside your area (kept in quarantine) or not your role"},
-                        422: {"description": "Rejected; every failing field listed; kept in quarantine"}})
+OUTCOMES = {201: {"model": SubmissionOutcome, "description": "Stored"},
+            200: {"model": SubmissionOutcome, "description": "Already stored (same payload)"},
+            409: {"model": SubmissionOutcome, "description": "instance_id used by another payload"},
+            403: {"model": SubmissionOutcome, "description": "Outside your area (kept in quarantine) or not your role"},
+            422: {"model": SubmissionOutcome, "description": "Rejected; every failing field listed; kept in quarantine"}}
+
+
+@router.post("/submissions", openapi_extra=SUBMISSION_SCHEMA, status_code=201, response_model=SubmissionOutcome,
+             responses=OUTCOMES)
 async def submit(request: Request, conn: DbConn, user: SurveyUser) -> JSONResponse:
     """Store one survey record, idempotently (key: ``instance_id``), in your area (surveyors, officers)."""
     item = parse_payload(await request.body())
@@ -81,16 +99,16 @@ async def submit(request: Request, conn: DbConn, user: SurveyUser) -> JSONRespon
     return JSONResponse(body, status_code=status)
 
 
-@router.post("/submissions/batch",
+@router.post("/submissions/batch", response_model=BatchOutcome,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "array", "maxItems": MAX_BATCH, "items": submission_model(FORM).model_json_schema()}}}}})
 async def submit_batch(request: Request, conn: DbConn, user: SurveyUser) -> JSONResponse:
     """Store up to 1,000 records in your area; one outcome per record, in order."""
     body = parse_payload(await request.body())
     if not isinstance(body.payload, list):
-        raise HTTPException(422, detail="the body must be a JSON array of submissions")
+        raise InvalidInput("the body must be a JSON array of submissions", loc=("body",))
     if len(body.payload) > MAX_BATCH:
-        raise HTTPException(413, detail=f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
+        raise TooLarge(f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
     items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
 
     def store_all() -> tuple[list[Outcome], list[dict]]:
@@ -100,16 +118,16 @@ async def submit_batch(request: Request, conn: DbConn, user: SurveyUser) -> JSON
 
     outcomes, results = await run_in_threadpool(store_all)
     counts = {s: sum(o.status == s for o in outcomes) for s in HTTP_STATUS}
-    return JSONResponse({"counts": counts, "results": results})
+    return JSONResponse(BatchOutcome.model_validate({"counts": counts, "results": results}).model_dump(mode="json", exclude_unset=True))
 
 
-@router.get("/submissions")
+@router.get("/submissions", response_model=list[SurveyRecord])
 def records(
     conn: DbConn,
     user: SurveyUser,
     audit: AuditedRead,
-    review_status: Literal["received", "approved", "has_issues", "rejected"] | None = None,
-    kind: Literal["aspirant", "returnee", "departure"] | None = None,
+    review_status: ReviewStatus | None = None,
+    kind: RecordKind | None = None,
     commune: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
     duplicates_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -122,7 +140,7 @@ def records(
     return found
 
 
-@router.get("/submissions/{instance_id}")
+@router.get("/submissions/{instance_id}", response_model=SurveyRecord)
 def record(conn: DbConn, user: SurveyUser, audit: AuditedRead, instance_id: str) -> dict:
     """One stored record with its flags, review state and probable duplicates (purpose required, audited).
 
@@ -130,27 +148,27 @@ def record(conn: DbConn, user: SurveyUser, audit: AuditedRead, instance_id: str)
     """
     found = get_record(conn, instance_id, reader_for(user, SENDERS.limit)) if _is_uuid(instance_id) else None
     if found is None:
-        raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+        raise NotFound(f"no survey record with instance_id {instance_id!r}")
     audit.log([instance_id])
     return found
 
 
 class Review(BaseModel):
-    status: Literal["received", "approved", "has_issues", "rejected"]
+    status: ReviewStatus
     comment: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/submissions/{instance_id}/review")
+@router.post("/submissions/{instance_id}/review", response_model=SurveyRecord)
 def review(conn: DbConn, user: OfficerUser, audit: AuditedRead, instance_id: str, body: Review) -> dict:
     """Move a record of your area through review: received, approved, has issues, rejected (returns the record: audited)."""
     reader = reader_for(user, OFFICERS.limit)
     if not _is_uuid(instance_id) or not review_record(conn, instance_id, body.status, body.comment, user.username, reader):
-        raise HTTPException(404, detail=f"no survey record with instance_id {instance_id!r}")
+        raise NotFound(f"no survey record with instance_id {instance_id!r}")
     audit.log([instance_id])
     return get_record(conn, instance_id, reader)
 
 
-@router.get("/quarantine")
+@router.get("/quarantine", response_model=list[QuarantineEntry])
 def quarantine(
     conn: DbConn,
     user: OfficerUser,
@@ -165,7 +183,8 @@ def quarantine(
     return found
 
 
-@router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA)
+@router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA, response_model=SubmissionOutcome,
+             responses=OUTCOMES)
 async def resubmit(request: Request, conn: DbConn, user: SurveyUser, quarantine_id: int) -> JSONResponse:
     """Submit a corrected payload for a quarantined one (one you sent, or, for officers, one of your area).
 
@@ -173,9 +192,9 @@ async def resubmit(request: Request, conn: DbConn, user: SurveyUser, quarantine_
     """
     status = quarantine_status(conn, quarantine_id, reader_for(user, SENDERS.limit))
     if status is None:
-        raise HTTPException(404, detail=f"no quarantined submission {quarantine_id}")
+        raise NotFound(f"no quarantined submission {quarantine_id}")
     if status != "open":
-        raise HTTPException(409, detail=f"quarantined submission {quarantine_id} is already {status}")
+        raise Conflict(f"quarantined submission {quarantine_id} is already {status}")
     item = parse_payload(await request.body())
     body, status = await run_in_threadpool(store_one, conn, item, f"api-resubmit:{quarantine_id}", user, quarantine_id)
     return JSONResponse(body, status_code=status)

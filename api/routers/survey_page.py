@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
 from api.access import PUBLIC
 from geodata.settings import get_settings
@@ -53,12 +55,24 @@ def survey_page(request: Request) -> HTMLResponse:
     return response
 
 
-@router.get("/survey/form.json")
+class WebForm(BaseModel):
+    """The form definition as the web page reads it (see :func:`survey.webform.webform_spec`)."""
+
+    form_id: str
+    version: str
+    title: dict[str, str]
+    published: str
+    kinds: list[dict[str, Any]]
+    fields: list[dict[str, Any]]
+    rules: dict[str, Any]
+
+
+@router.get("/survey/form.json", response_model=WebForm)
 def survey_form() -> JSONResponse:
     """The form as JSON, generated from the form definition (plus this server's GPS accuracy limit)."""
     spec = webform_spec(FORM)
     spec["rules"]["gps_accuracy_limit_m"] = get_settings().gps_accuracy_limit_m
-    return JSONResponse(spec, headers={"Cache-Control": "no-cache"})
+    return JSONResponse(WebForm.model_validate(spec).model_dump(), headers={"Cache-Control": "no-cache"})
 
 
 # The service worker. Network first for the page and the form (so a changed
@@ -115,7 +129,7 @@ self.addEventListener('fetch', event => {
 """
 
 
-@router.get("/survey/sw.js")
+@router.get("/survey/sw.js", response_class=Response)
 def service_worker() -> Response:
     """The service worker of the survey form (scope ``/survey``)."""
     v = asset_version()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.access import PUBLIC
 from api.deps import DbConn
+from api.schemas import UnitCollection, UnitFeature
+from geodata.errors import InvalidInput, NotFound
 from geodata.structures import Level, Structure
 from geodata.units import current_structure, get_unit, list_units
 
@@ -19,7 +21,7 @@ StructureQuery = Annotated[
 ]
 
 
-@router.get("")
+@router.get("", response_model=UnitCollection)
 def units(
     conn: DbConn,
     structure: StructureQuery = None,
@@ -33,11 +35,11 @@ def units(
     """Units as a GeoJSON FeatureCollection (geometry null unless asked for)."""
     s = structure.value if structure else current_structure(conn)
     if level is Level.district and s == Structure.v2025.value:
-        raise HTTPException(422, detail="the 2025 structure has no district level (levels: province, commune)")
+        raise InvalidInput("the 2025 structure has no district level (levels: province, commune)", loc=("query", "level"))
     return list_units(conn, structure=s, level=level.value if level else None, parent=parent, q=q, geometry=geometry, limit=limit, offset=offset)
 
 
-@router.get("/{code}")
+@router.get("/{code}", response_model=UnitFeature)
 def unit(
     conn: DbConn,
     code: str,
@@ -48,5 +50,5 @@ def unit(
     s = structure.value if structure else current_structure(conn)
     feature = get_unit(conn, s, code, geometry)
     if feature is None:
-        raise HTTPException(404, detail=f"no unit with code {code!r} in the {s} structure")
+        raise NotFound(f"no unit with code {code!r} in the {s} structure")
     return feature

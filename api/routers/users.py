@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.access import AdminUser
 from api.deps import DbConn
-from api.security import (
-    AccountError,
-    Role,
-    UnknownUser,
-    UsernameTaken,
+from api.security.accounts import (
     create_user,
     disable_user,
     list_users,
+    normalise_username,
 )
+from geodata.errors import Refused
+from geodata.roles import Role
 from geodata.structures import Structure
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["admin"])
@@ -64,22 +63,14 @@ def users(admin: AdminUser, conn: DbConn) -> list[dict]:
              responses={409: {"description": "Username taken"}, 422: {"description": "Invalid name, password, role or scope"}})
 def add_user(admin: AdminUser, conn: DbConn, body: UserCreate) -> dict:
     """Create an account with a role and an area scope."""
-    try:
-        create_user(conn, body.username, body.password, body.role, body.scope, body.structure)
-    except UsernameTaken as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except AccountError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    create_user(conn, body.username, body.password, body.role, body.scope, body.structure)
     return _find(conn, body.username)
 
 
 @router.post("/{username}/disable", response_model=UserOut, responses={404: {"description": "No such user"}})
 def disable(admin: AdminUser, conn: DbConn, username: str) -> dict:
     """Disable an account: it can no longer sign in, and its tokens stop working at once."""
-    if username.strip().lower() == admin.username:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="you cannot disable your own account")
-    try:
-        disable_user(conn, username)
-    except UnknownUser as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    if normalise_username(username) == admin.username:
+        raise Refused("you cannot disable your own account")
+    disable_user(conn, username)
     return _find(conn, username)

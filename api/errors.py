@@ -1,0 +1,97 @@
+"""Errors become answers here, and only here.
+
+Routes and the packages below them raise :mod:`geodata.errors` exceptions
+(or FastAPI's ``HTTPException`` for sign-in challenges); the handlers that
+:func:`install_error_handlers` registers on the app turn them into one body
+shape, FastAPI's own:
+
+- ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`` for invalid input,
+- ``{"detail": "..."}`` for everything else,
+
+and, under ``/openrosa``, into the OpenRosa response document that ODK
+Collect shows to the surveyor. An unexpected exception never reaches the
+client: :class:`api.middleware.RequestLog` answers 500 with the request id.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from geodata.errors import (
+    Conflict,
+    InvalidInput,
+    LabourAtlasError,
+    NotFound,
+    PermissionDenied,
+    Refused,
+    TooLarge,
+)
+from survey.openrosa import OPENROSA_VERSION, response_xml
+
+STATUS: dict[type[LabourAtlasError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    PermissionDenied: 403,
+    InvalidInput: 422,
+    TooLarge: 413,
+    Refused: 400,
+}
+OPENROSA_PREFIX = "/openrosa"
+
+
+def status_of(exc: LabourAtlasError) -> int:
+    """The HTTP status of a domain error: the first of its classes (most specific first) that has one.
+
+    >>> from api.security.accounts import UsernameTaken
+    >>> status_of(UsernameTaken("taken")), status_of(InvalidInput("bad"))
+    (409, 422)
+    """
+    return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 500)
+
+
+def error_response(request: Request, status: int, detail: object, headers: dict[str, str] | None = None) -> Response:
+    """The answer to a failed request: JSON ``{"detail": ...}``, or an OpenRosa document under /openrosa."""
+    if request.url.path.startswith(OPENROSA_PREFIX):
+        return openrosa_error(status, detail, headers)
+    return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=status, headers=headers)
+
+
+def openrosa_error(status: int, detail: object, headers: dict[str, str] | None = None) -> Response:
+    """An OpenRosa response document with the message (ODK Collect shows only this, not JSON)."""
+    if isinstance(detail, list):
+        text = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', ()) if p != 'body') or 'body'}: {d.get('msg')}"
+                         if isinstance(d, dict) else str(d) for d in detail)
+    else:
+        text = str(detail)
+    return Response(response_xml(text, "error"), status_code=status, media_type="text/xml; charset=utf-8",
+                    headers={"X-OpenRosa-Version": OPENROSA_VERSION, **(headers or {})})
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LabourAtlasError)
+    status = status_of(exc)
+    # An account error that is really a conflict (a name taken) answers as one: a message, not a field list.
+    detail = exc.as_detail() if status == 422 and isinstance(exc, InvalidInput) else str(exc)
+    return error_response(request, status, detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 422, exc.errors())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers above on ``app``."""
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app.add_exception_handler(LabourAtlasError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -1,0 +1,91 @@
+"""One log line per request, a request id on every answer, and a 500 without a traceback for the unexpected.
+
+A pure ASGI middleware (no per-request task or body copy, unlike
+``BaseHTTPMiddleware``): submissions are answered in a few milliseconds and
+must stay so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geodata.logs import get_logger
+
+requests_log = get_logger("requests")
+errors_log = get_logger("errors")
+REQUEST_ID_HEADER = b"x-request-id"
+# A client's own id is kept only when it is short and plain (it goes into the log).
+CLIENT_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER and CLIENT_REQUEST_ID.match(value):
+            return value.decode()
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the matched route (``/api/v1/submissions/{instance_id}``), never the URL itself.
+
+    URLs can carry values a log must not keep; templates cannot.
+    """
+    route = scope.get("route")
+    return getattr(route, "path_format", None) or getattr(route, "path", None) or "(no route)"
+
+
+class RequestLog:
+    """Logs ``request_id method route status duration_ms`` per request and answers unexpected errors with a 500.
+
+    The request id is the client's ``X-Request-ID`` when it is plain, else a
+    new one; it is sent back in ``X-Request-ID`` and in the body of a 500,
+    and is in the log line, so a user's report finds the server's traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            errors_log.exception("unexpected error in %s %s request_id=%s", scope["method"], route_template(scope), request_id)
+            status = 500
+            if not response_started:
+                await _internal_error(send, request_id)
+        finally:
+            requests_log.info("request_id=%s method=%s route=%s status=%s duration_ms=%.1f", request_id, scope["method"],
+                              route_template(scope), status, (time.perf_counter() - started) * 1000)
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps({
+        "detail": f"internal error: the request could not be completed; quote request id {request_id} to an administrator",
+        "request_id": request_id,
+    }).encode()
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (REQUEST_ID_HEADER, request_id.encode())]})
+    await send({"type": "http.response.body", "body": body})

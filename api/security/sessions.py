@@ -1,0 +1,124 @@
+"""Sessions: refresh tokens, stored as hashes, rotated on every use, revoked by family.
+
+A refresh token is an opaque random string; only its SHA-256 is stored. Each
+use rotates it (the old one is revoked, a new one of the same *family* — the
+same sign-in — is issued); a rotated token presented again ends every
+session of that family, since a stolen copy is being replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+
+from api.security.tokens import create_access_token
+from geodata.settings import get_settings
+
+
+def hash_refresh_token(token: str) -> str:
+    """SHA-256 (hex) of a refresh token: what the database keeps.
+
+    A refresh token is 256 random bits, so a fast hash is enough: there is
+    nothing to guess, unlike a password.
+
+    >>> len(hash_refresh_token("abc"))
+    64
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+    def as_response(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+        }
+
+
+def issue_tokens(conn: Connection, user_id: uuid.UUID, role: str, family_id: uuid.UUID | None = None) -> TokenPair:
+    """A new access token and a new stored refresh token (of ``family_id``, or a new family)."""
+    settings = get_settings()
+    refresh = secrets.token_urlsafe(32)
+    # Expired tokens of this user are of no more use (not even to detect a replay).
+    conn.execute(text("DELETE FROM refresh_token WHERE user_id = :id AND expires_at < now()"), {"id": user_id})
+    conn.execute(
+        text(
+            """INSERT INTO refresh_token (id, user_id, family_id, token_hash, expires_at)
+               VALUES (:id, :user_id, :family_id, :hash, now() + make_interval(days => :days))"""
+        ),
+        {"id": uuid.uuid4(), "user_id": user_id, "family_id": family_id or uuid.uuid4(),
+         "hash": hash_refresh_token(refresh), "days": settings.refresh_token_days},
+    )
+    access, lifetime = create_access_token(user_id, role, settings=settings)
+    return TokenPair(access, refresh, lifetime)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    status: Literal["ok", "invalid", "reused", "expired", "disabled"]
+    tokens: TokenPair | None = None
+
+
+def rotate_refresh_token(conn: Connection, token: str) -> RefreshResult:
+    """Exchange a refresh token for a new pair; the old one is revoked.
+
+    A token that was already used (revoked) revokes its whole family. The
+    caller must commit even when the result is not ``ok``, so that a
+    revocation sticks.
+    """
+    row = conn.execute(
+        text(
+            """SELECT t.id, t.user_id, t.family_id, t.revoked_at IS NOT NULL AS revoked,
+                      t.expires_at <= now() AS expired, u.disabled, u.role
+               FROM refresh_token t JOIN app_user u ON u.id = t.user_id
+               WHERE t.token_hash = :hash FOR UPDATE OF t"""
+        ),
+        {"hash": hash_refresh_token(token)},
+    ).one_or_none()
+    if row is None:
+        return RefreshResult("invalid")
+    if row.revoked:
+        revoke_family(conn, row.family_id)
+        return RefreshResult("reused")
+    if row.expired:
+        return RefreshResult("expired")
+    if row.disabled:
+        revoke_user_sessions(conn, row.user_id)
+        return RefreshResult("disabled")
+    tokens = issue_tokens(conn, row.user_id, row.role, family_id=row.family_id)
+    conn.execute(
+        text(
+            """UPDATE refresh_token SET revoked_at = now(),
+                   replaced_by = (SELECT id FROM refresh_token WHERE token_hash = :new)
+               WHERE id = :id"""
+        ),
+        {"id": row.id, "new": hash_refresh_token(tokens.refresh_token)},
+    )
+    return RefreshResult("ok", tokens)
+
+
+def revoke_family(conn: Connection, family_id: uuid.UUID) -> int:
+    """End every session of one sign-in; returns how many tokens were revoked."""
+    return conn.execute(
+        text("UPDATE refresh_token SET revoked_at = now() WHERE family_id = :v AND revoked_at IS NULL"), {"v": family_id}
+    ).rowcount
+
+
+def revoke_user_sessions(conn: Connection, user_id: uuid.UUID) -> int:
+    """End every session of a user; returns how many tokens were revoked."""
+    return conn.execute(
+        text("UPDATE refresh_token SET revoked_at = now() WHERE user_id = :v AND revoked_at IS NULL"), {"v": user_id}
+    ).rowcount

@@ -1,0 +1,37 @@
+"""The ``labour-atlas`` command: the groups of commands and the one place that opens settings and database."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import boundaries, database, demo, imports, serve, subjects, users
+from cli.output import fail
+from geodata.db import get_engine
+from geodata.logs import configure_logging
+from geodata.settings import SettingsError, get_settings
+
+app = typer.Typer(help="Labour Atlas: map and database of Vietnam's contract-labour programme.", no_args_is_help=True)
+app.add_typer(database.app, name="db")
+app.add_typer(imports.app, name="import")
+app.add_typer(boundaries.app, name="geodata")
+app.add_typer(users.app, name="user")
+app.add_typer(subjects.app, name="subject")
+app.command()(subjects.purge)
+app.command()(serve.serve)
+app.command()(demo.demo)
+
+# Commands that choose their database themselves.
+OWN_DATABASE = {"demo"}
+
+
+@app.callback()
+def open_database(ctx: typer.Context) -> None:
+    """Read the settings and open the database of DATABASE_URL before any command that needs it."""
+    configure_logging("cli")
+    if ctx.invoked_subcommand in OWN_DATABASE or ctx.resilient_parsing:
+        return
+    try:
+        get_settings()
+        get_engine()
+    except (SettingsError, RuntimeError) as exc:
+        fail(str(exc))
