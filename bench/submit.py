@@ -257,7 +257,7 @@ class PhaseResult:
 
 
 async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int, timeout: float,
-                    make: "callable", cpu: "CpuMeter | None", dburl: str | None, rate: float | None = None) -> PhaseResult:
+                    make: callable, cpu: CpuMeter | None, dburl: str | None, rate: float | None = None) -> PhaseResult:
     """``clients`` connections sending requests from ``make()`` until ``seconds`` have passed or ``cap`` are sent.
 
     ``make()`` returns (method, path, body, instance_id or None). A request
@@ -296,7 +296,7 @@ async def run_phase(name: str, port: int, clients: int, seconds: float, cap: int
                 t0 = time.perf_counter() - late
                 try:
                     status, _ = await asyncio.wait_for(conn.request(method, path, body), timeout)
-                except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                except (TimeoutError, OSError, HttpError, asyncio.IncompleteReadError, ValueError) as exc:
                     result.errors[type(exc).__name__] += 1
                     conn.close()
                     status = None
@@ -372,7 +372,7 @@ def sign_in_surveyor(dburl: str, port: int) -> str:
 
     import httpx
 
-    from api.security import create_user
+    from api.security.accounts import create_user
     from geodata.db import use_database
 
     name, password = f"bench-surveyor-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
@@ -488,7 +488,7 @@ async def wait_ready(port: int, proc: subprocess.Popen | None, seconds: float = 
             status, _ = await asyncio.wait_for(conn.request("GET", "/health"), 5)
             if status == 200:
                 return
-        except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (TimeoutError, OSError, HttpError, asyncio.IncompleteReadError):
             pass
         finally:
             conn.close()

@@ -387,7 +387,7 @@ def units_with_geometry(conn: Connection, structure: Structure) -> dict[str, int
         text("SELECT level, count(*) FROM admin_unit WHERE structure = :s AND geom IS NOT NULL GROUP BY level"),
         {"s": structure.value},
     ).all()
-    return {level: n for level, n in rows}
+    return dict(rows)
 
 
 def import_boundaries(
@@ -408,9 +408,9 @@ def import_boundaries(
 
     Example::
 
-        >>> import_boundaries(Path("provinces.gpkg"), level=Level.province,
-        ...                   structure=Structure.pre2025)       # doctest: +SKIP
-        BoundaryImportResult(path='provinces.gpkg', structure='pre2025', level='province', features=62, ...)
+        import_boundaries(Path("provinces.gpkg"), level=Level.province,
+                          structure=Structure.pre2025)
+        # BoundaryImportResult(path='provinces.gpkg', structure='pre2025', level='province', features=62, ...)
     """
     path = Path(path)
     fields = fields or BoundaryFields()

@@ -205,8 +205,8 @@ def seed_reference(progress: Progress | None = None) -> SeedResult:
 
     Example::
 
-        >>> seed_reference().units["2025"]      # doctest: +SKIP
-        {'province': 34, 'commune': 3321}
+        seed_reference().units["2025"]
+        # {'province': 34, 'commune': 3321}
     """
     from etl.boundaries import units_with_geometry
     from geodata.unit_geometry import refresh_unit_geometry
@@ -229,9 +229,11 @@ def seed_reference(progress: Progress | None = None) -> SeedResult:
 def reference_is_loaded(conn: Connection) -> bool:
     """Whether the reference data is in the database (2025 communes with polygons).
 
-    >>> with get_engine().connect() as conn:  # doctest: +SKIP
-    ...     reference_is_loaded(conn)
-    True
+    Example (needs a database)::
+
+        with get_engine().connect() as conn:
+            reference_is_loaded(conn)
+        # True
     """
     return bool(conn.execute(
         text("SELECT EXISTS (SELECT 1 FROM admin_unit WHERE level = 'commune' AND geom IS NOT NULL AND structure = '2025')")

@@ -80,8 +80,10 @@ def sample_payloads(points: list[tuple[str, float, float]], n: int, rng: random.
 def load_sample_surveys(conn: Connection, n: int = 3000, seed: int = 2026, today: dt.date | None = None) -> int:
     """Store ``n`` synthetic records in communes of three provinces; returns how many were stored.
 
-    >>> load_sample_surveys(conn, n=100)  # doctest: +SKIP
-    100
+    Example (needs a database)::
+
+        load_sample_surveys(conn, n=100)
+        # 100
     """
     rng = random.Random(seed)
     points = [(r.code, r.lon, r.lat) for r in conn.execute(

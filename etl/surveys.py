@@ -234,9 +234,9 @@ def import_surveys(
 
     Example::
 
-        >>> r = import_surveys(Path("kobo_export.csv"))      # doctest: +SKIP
-        >>> dict(r.counts)
-        {'created': 980, 'rejected': 20}
+        r = import_surveys(Path("kobo_export.csv"))
+        dict(r.counts)
+        # {'created': 980, 'rejected': 20}
     """
     path = Path(path)
     try:

@@ -33,7 +33,7 @@ class PermissionDenied(LabourAtlasError):
 class InvalidInput(LabourAtlasError):
     """A value the caller sent is wrong; ``loc`` says where (e.g. ``("query", "level")``)."""
 
-    def __init__(self, message: str, loc: Sequence[str | int] = (), type: str = "value_error") -> None:  # noqa: A002
+    def __init__(self, message: str, loc: Sequence[str | int] = (), type: str = "value_error") -> None:
         super().__init__(message)
         self.loc = tuple(loc)
         self.type = type

@@ -164,6 +164,16 @@ def scope_condition(code_column: str, structure_column: str | None = None, *, pe
             f"AND scope_u.structure = {structure} AND scope_u.code = {code_column}{' OFFSET 0' if per_row else ''})")
 
 
+def whole_country_condition() -> str:
+    """A WHERE condition: the scope of ``:scope_user_id`` covers every province of the 2025 structure.
+
+    For data that names no known unit (a rejected form with a mistyped
+    commune code): only a user of the whole country may see it.
+    """
+    return (f"NOT EXISTS (SELECT 1 FROM admin_unit scope_p WHERE scope_p.structure = '2025' AND scope_p.level = 'province' "
+            f"AND NOT {scope_condition('scope_p.code', 'scope_p.structure')})")
+
+
 @dataclass(frozen=True)
 class Reader:
     """Whose rows a query may return: those in the area scope of ``area_of``
@@ -197,7 +207,9 @@ def scope_units(conn: Connection, user_id: uuid.UUID | str, structure: Structure
     ``"2025"``, every new commune that an old commune of 42 became part of
     (and new province 42, all of whose communes come from old 42).
 
-    >>> scope_units(conn, user_id, "2025")  # doctest: +SKIP
-    {'42', '18073', ...}
+    Example (needs a database)::
+
+        scope_units(conn, user_id, "2025")
+        # {'42', '18073', ...}
     """
     return set(conn.execute(text(SCOPE_UNITS_SQL), scope_params(user_id, structure)).scalars())

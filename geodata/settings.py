@@ -43,7 +43,9 @@ def secret_problem(secret: str | None) -> str | None:
 
     >>> secret_problem("changeme")
     'LABOUR_ATLAS_SECRET_KEY is a well-known default value'
-    >>> secret_problem(secrets.token_urlsafe(32)) is None
+    >>> secret_problem("short")
+    'LABOUR_ATLAS_SECRET_KEY is 5 characters long; at least 32 are needed'
+    >>> secret_problem("Zq8-vT3kW9mN2pL7rX4cB6dF1gH5jK0y") is None
     True
     """
     if secret is None or not secret.strip():

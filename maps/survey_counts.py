@@ -86,9 +86,11 @@ def survey_count_table(conn: Connection, structure: Structure | str, year: int, 
     Suppression runs on the whole table so that every user sees the same
     cells hidden whatever their area (see :mod:`maps.suppression`).
 
-    >>> t = survey_count_table(conn, "2025", 2026, k=5)  # doctest: +SKIP
-    >>> t.cell("42", "aspirant")                          # doctest: +SKIP
-    {'count': 137, 'suppressed': False}
+    Example (needs a database)::
+
+        t = survey_count_table(conn, "2025", 2026, k=5)
+        t.cell("42", "aspirant")
+        # {'count': 137, 'suppressed': False}
     """
     structure = Structure(structure).value
     units: dict[str, dict[str, Any]] = {}

@@ -97,7 +97,7 @@ def _ok(fn):
 
 def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) -> pa.DataFrameSchema:
     """The pandera schema of a typed survey frame (see :func:`type_columns`)."""
-    now = pd.Timestamp(now or dt.datetime.now(dt.timezone.utc))
+    now = pd.Timestamp(now or dt.datetime.now(dt.UTC))
     kinds = defn.choice_values("kind")
     columns: dict[str, pa.Column] = {}
     checks: list[pa.Check] = []
@@ -181,9 +181,13 @@ def validate_frame(
 
     Example::
 
-        >>> typed, errors = validate_frame(pd.DataFrame({"kind": ["aspirant"], "consent": ["no"]}))
-        >>> sorted({e.field for e in errors[0]})[:3]
-        ['collected_at', 'commune_code', 'consent']
+        >>> typed, errors = validate_frame(pd.DataFrame({"kind": ["aspirant"], "consent": ["no"], "birth_year": ["x"]}))
+        >>> {e.field: e.message for e in errors[0]}["consent"]
+        'the person did not consent: nothing personal may be recorded'
+        >>> {e.field: e.message for e in errors[0]}["birth_year"]
+        "'x' is not a valid integer"
+        >>> sorted(e.field for e in errors[0])[:4]
+        ['birth_year', 'collected_at', 'commune_code', 'consent']
     """
     typed, errors = type_columns(raw, defn)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geodata.scopes import Reader
+from geodata.scopes import Reader, scope_condition, whole_country_condition
 from survey.definition import FORM, YES_WORDS, FormDefinition
 
 
@@ -154,15 +154,15 @@ def quarantine_payload(
     return qid
 
 
-# An officer sees the payloads that name a commune of its area; a payload
-# naming no known commune is seen by officers whose area is the whole country.
-QUARANTINE_READER_CONDITION = """
+# An officer sees the payloads that name a commune of its area (in either
+# structure); a payload naming no known commune is seen by officers whose
+# area is the whole country. A sender sees what it sent.
+QUARANTINE_READER_CONDITION = f"""
     (CAST(:scope_user_id AS uuid) IS NULL
-     OR EXISTS (SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid) AND u.code = q.commune_code)
+     OR EXISTS (SELECT 1 FROM admin_unit a WHERE a.code = q.commune_code AND a.level = 'commune'
+                AND {scope_condition("a.code", "a.structure")})
      OR (NOT EXISTS (SELECT 1 FROM admin_unit a WHERE a.code = q.commune_code AND a.level = 'commune')
-         AND NOT EXISTS (SELECT 1 FROM admin_unit p WHERE p.structure = '2025' AND p.level = 'province'
-                         AND NOT EXISTS (SELECT 1 FROM user_scope_unit u WHERE u.user_id = CAST(:scope_user_id AS uuid)
-                                         AND u.structure = p.structure AND u.code = p.code))))
+         AND {whole_country_condition()}))
     AND (CAST(:own_sender AS text) IS NULL OR q.submitted_by = :own_sender)
 """
 

@@ -60,7 +60,7 @@ def parse_geopoint(value: Any) -> Any:
         if not 2 <= len(parts) <= 4:
             raise ValueError('expected "latitude longitude [altitude [accuracy]]"')
         keys = ("lat", "lon", "altitude", "accuracy")
-        return dict(zip(keys, parts))
+        return dict(zip(keys, parts, strict=False))  # altitude and accuracy are optional
     return value
 
 
@@ -131,11 +131,13 @@ def validate_submission(
 
     Example::
 
-        >>> clean, errors = validate_submission({"kind": "aspirant", "consent": False})
-        >>> [e.field for e in errors][:2]
-        ['instance_id', 'consent']
+        >>> clean, errors = validate_submission({"kind": "aspirant", "consent": False, "birth_year": 1800})
+        >>> [e.field for e in errors][:3]
+        ['instance_id', 'collected_at', 'surveyor']
+        >>> [e.message for e in errors if e.field in ("consent", "birth_year")][:2]  # doctest: +ELLIPSIS
+        ['the person did not consent: nothing personal may be recorded', '1800 is out of range: the person must be 15 to 80 years old ...']
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     errors: list[FieldError] = []
     clean: dict[str, Any] = {}
     adapters = _adapters(defn)

@@ -32,7 +32,7 @@ from geodata.scopes import (
     scope_units,
     scope_units_select,
 )
-from geodata.settings import get_settings, reset_settings
+from geodata.settings import get_settings
 
 PASSWORD = "correct horse battery staple"
 PREFIX = "tauth-"  # every user made here; removed after each test
@@ -164,7 +164,7 @@ def forged_tokens(user_id: uuid.UUID) -> dict[str, str]:
     return {
         "tampered payload": f"{head}.{b64({**jwt.decode(good, options={'verify_signature': False}), 'role': 'admin'})}.{signature}",
         "tampered signature": f"{head}.{payload}.{signature[:-4]}AAAA",
-        "expired": create_access_token(user_id, Role.officer, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))[0],
+        "expired": create_access_token(user_id, Role.officer, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))[0],
         "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.",
         "alg none, signature kept": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.{signature}",
         "HS512 with a wrong key": jwt.encode(claims, "w" * 64 + "another key entirely", algorithm="HS512"),
@@ -430,7 +430,7 @@ def test_scope_of_new_units_reaches_back_to_old_ones(users, seeded):
 def test_scope_condition_runs_inside_a_where_clause(users, seeded):
     with seeded.connect() as conn:
         u = users("officer", scope=("42",), structure="pre2025")
-        expected = {c for c in scope_units(conn, u.id, "2025")}
+        expected = set(scope_units(conn, u.id, "2025"))
         sql = ("SELECT a.structure, a.code FROM admin_unit a WHERE a.level = 'commune' AND "
                + scope_condition("a.code", "a.structure"))
         pairs = set(conn.execute(text(sql), scope_params(u.id)).all())

@@ -8,11 +8,11 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from cli.main import app as cli
 from shapely.geometry import LineString, Point, Polygon
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from etl.boundaries import BoundaryFields, BoundaryImportError, import_boundaries
 from geodata.reference_data import REFERENCE_DIR
 from geodata.structures import Level, Structure

@@ -14,7 +14,7 @@ FROM (SELECT code, parent_code, ST_PointOnSurface(geom) AS p FROM admin_unit
 """
 
 
-@pytest.mark.parametrize("structure, date", [("2025", dt.date(2026, 3, 1)), ("pre2025", dt.date(2024, 6, 30))])
+@pytest.mark.parametrize(("structure", "date"), [("2025", dt.date(2026, 3, 1)), ("pre2025", dt.date(2024, 6, 30))])
 def test_points_inside_communes_are_located_to_them_and_their_ancestors(seeded, structure, date):
     with seeded.connect() as conn:
         sample = conn.execute(text(SAMPLE_SQL), {"s": structure}).all()

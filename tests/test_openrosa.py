@@ -164,7 +164,7 @@ def test_the_xlsform_downloads_with_vietnamese_labels(client):
     choices = [[c.value for c in row] for row in wb["choices"].iter_rows()]
     assert ["sex", "female", "Nữ", "Female"] in choices and ["ethnicity", "54", "Rơ-măm", "Rơ-măm"] in choices
     settings = [[c.value for c in row] for row in wb["settings"].iter_rows()]
-    assert dict(zip(settings[0], settings[1]))["default_language"] == VI
+    assert dict(zip(settings[0], settings[1], strict=True))["default_language"] == VI
 
 
 def test_head_submission(anonymous_client):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from cli.main import app as cli
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from tests.payloads import aspirant
 
 AGGREGATE_SQL = """

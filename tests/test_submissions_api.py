@@ -70,7 +70,7 @@ def test_every_failing_field_is_listed_and_the_payload_quarantined_verbatim(clie
 
 
 @pytest.mark.parametrize(
-    "change, field, words",
+    ("change", "field", "words"),
     [
         ({"location": {"lat": 35.68, "lon": 139.69}}, "location", "outside Viet Nam"),
         ({"location": {"lat": float("nan"), "lon": 105.9}}, "location", "finite"),

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from geodata.roles import Role
-from maps.suppression import suppression_k
 from geodata.settings import Settings
-from maps.suppression import suppressed_cells
+from maps.suppression import suppressed_cells, suppression_k
 from survey.ingest import Incoming, ingest
 from tests.payloads import aspirant
 
@@ -92,7 +91,7 @@ def test_k_is_a_setting_per_role_and_never_below_three(monkeypatch):
     monkeypatch.setenv("LABOUR_ATLAS_SUPPRESS_BELOW_LEADER", "2")
     with pytest.raises(ValueError, match="greater than or equal to 3"):
         Settings()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k must be at least 3"):
         suppressed_cells({"a": 1}, [], 2)
 
 
@@ -150,7 +149,7 @@ def test_leaders_get_small_counts_hidden_officers_do_not(client, accounts, count
 
 def test_the_same_cells_are_hidden_whatever_the_area(client, accounts, counted):
     """Users with different areas cannot combine their views: the pattern comes from the whole country."""
-    c0, c1, c2 = counted["communes"]
+    _, c1, _ = counted["communes"]
     params = {"year": counted["year"], "structure": "2025", "level": "commune"}
     province = cells(client.get("/api/v1/aggregates/survey-counts", params=params,
                                 headers=accounts.headers("planner", ("42",))).json())

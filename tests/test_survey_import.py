@@ -7,10 +7,10 @@ import datetime as dt
 import json
 
 import pytest
-from cli.main import app as cli
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from etl.surveys import import_surveys
 from survey.batch import validate_frame
 from survey.schemas import validate_submission

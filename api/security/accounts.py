@@ -68,7 +68,9 @@ def create_user(
 
     Raises :class:`AccountError` (or :class:`UsernameTaken`) with what to fix.
 
-    >>> create_user(conn, "ht.officer", "a long passphrase", "officer", ["42"], "pre2025")  # doctest: +SKIP
+    Example (needs a database)::
+
+        create_user(conn, "ht.officer", "a long passphrase", "officer", ["42"], "pre2025")
     """
     name = normalise_username(username)
     if not USERNAME_PATTERN.match(name):

@@ -53,7 +53,9 @@ def create_access_token(
 ) -> tuple[str, int]:
     """A signed access token and its lifetime in seconds.
 
-    >>> token, seconds = create_access_token(uuid.uuid4(), Role.officer)  # doctest: +SKIP
+    >>> token, seconds = create_access_token(uuid.uuid4(), Role.officer, minutes=15)
+    >>> seconds, decode_access_token(token).role
+    (900, 'officer')
     """
     settings = settings or get_settings()
     now = now or dt.datetime.now(dt.UTC)
