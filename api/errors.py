@@ -24,6 +24,7 @@ from geodata.errors import (
     Conflict,
     InvalidInput,
     LabourAtlasError,
+    Locked,
     NotFound,
     PermissionDenied,
     Refused,
@@ -38,6 +39,7 @@ STATUS: dict[type[LabourAtlasError], int] = {
     InvalidInput: 422,
     TooLarge: 413,
     Refused: 400,
+    Locked: 423,
 }
 OPENROSA_PREFIX = "/openrosa"
 

@@ -43,8 +43,12 @@ class InvalidInput(LabourAtlasError):
         return [{"loc": list(self.loc), "msg": str(self), "type": self.type}]
 
 
+class Locked(LabourAtlasError):
+    """Locked for a while (an account after repeated failed sign-ins); the message says for how long."""
+
+
 class Refused(LabourAtlasError):
-    """A well-formed request that cannot be carried out as asked (e.g. an administrator disabling itself)."""
+    """A request that cannot be carried out as sent (a body of the wrong kind, an administrator disabling itself)."""
 
 
 class TooLarge(LabourAtlasError):

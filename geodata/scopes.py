@@ -31,8 +31,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, column, text
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import Connection, text
 
 from geodata.structures import Structure
 
@@ -187,16 +186,6 @@ class Reader:
 
     def params(self) -> dict[str, object]:
         return {"scope_user_id": str(self.area_of) if self.area_of else None, "own_sender": self.own}
-
-
-def scope_units_select(user_id: uuid.UUID | str, structure: Structure | str):
-    """The scope as a SQLAlchemy textual SELECT of one ``code`` column, parameters bound.
-
-    Usable wherever Core takes a subquery, e.g.
-    ``admin_unit.c.code.in_(scope_units_select(uid, "2025"))``.
-    """
-    stmt: TextClause = text(SCOPE_UNITS_SQL).bindparams(**scope_params(user_id, structure))
-    return stmt.columns(column("code", String))
 
 
 def scope_units(conn: Connection, user_id: uuid.UUID | str, structure: Structure | str) -> set[str]:

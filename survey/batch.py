@@ -34,9 +34,6 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
     out = pd.DataFrame(index=raw.index)
     errors: dict[int, list[FieldError]] = defaultdict(list)
 
-    def blank(col: pd.Series) -> pd.Series:
-        return col.isna() | (col.astype("string").str.strip() == "")
-
     def text_col(name: str) -> pd.Series:
         col = raw[name] if name in raw else pd.Series(pd.NA, index=raw.index, dtype="string")
         col = col.astype("string").str.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
@@ -16,6 +16,7 @@ from api.security.accounts import user_scope_codes
 from api.security.sessions import RefreshResult, rotate_refresh_token
 from api.security.signin import LoginResult, authenticate
 from geodata.db import get_engine
+from geodata.errors import Locked, PermissionDenied
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 SignedIn = Annotated[AuthUser, Depends(Allow(*ALL_ROLES, limit="none"))]
@@ -83,13 +84,10 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response:
         _no_store(response)
         return result.tokens.as_response()
     if result.status == "locked":
-        raise HTTPException(
-            status.HTTP_423_LOCKED,
-            detail=f"too many failed sign-ins: this account is locked; try again in {result.locked_minutes} min "
-                   "or ask an administrator",
-        )
+        raise Locked(f"too many failed sign-ins: this account is locked; try again in {result.locked_minutes} min "
+                     "or ask an administrator")
     if result.status == "disabled":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this account is disabled; ask an administrator")
+        raise PermissionDenied("this account is disabled; ask an administrator")
     if result.delay:
         await asyncio.sleep(result.delay)  # no thread is held while waiting
     raise unauthorized(BAD_CREDENTIALS, error=None)

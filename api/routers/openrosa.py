@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 
 from api.access import PUBLIC, AllowBasic
 from api.deps import AuthUser, DbConn
+from geodata.errors import Refused, TooLarge
 from geodata.roles import Role
 from survey.definition import FORM, FormDefinition
 from survey.ingest import Incoming, ingest
@@ -115,14 +116,14 @@ async def submission(request: Request, conn: DbConn, user: CollectUser) -> Respo
     """
     size = request.headers.get("content-length")
     if size and size.isdigit() and int(size) > MAX_SUBMISSION_BYTES:
-        return _message(f"Phiếu quá lớn / submission larger than {MAX_SUBMISSION_BYTES} bytes", 413, "error")
+        raise TooLarge(f"Phiếu quá lớn / submission larger than {MAX_SUBMISSION_BYTES} bytes")
     try:
         form = await request.form()
     except Exception as exc:  # not multipart, or a broken body
-        return _message(f"Yêu cầu không hợp lệ / expected multipart/form-data: {exc}", 400, "error")
+        raise Refused(f"Yêu cầu không hợp lệ / expected multipart/form-data: {exc}") from None
     part = form.get("xml_submission_file")
     if part is None:
-        return _message("Thiếu tệp xml_submission_file / the part xml_submission_file is missing", 400, "error")
+        raise Refused("Thiếu tệp xml_submission_file / the part xml_submission_file is missing")
     data = await part.read() if isinstance(part, UploadFile) else str(part).encode("utf-8")
     xml_text = data.decode("utf-8", "replace")
 
