@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from geodata.errors import (
     Conflict,
@@ -92,8 +93,6 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     app.add_exception_handler(LabourAtlasError, _domain_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.middleware import RequestLog
+from api.middleware import BodyLimit, RequestLog
 from api.routers import (
     aggregates,
     audit,
@@ -59,6 +59,8 @@ def create_app() -> FastAPI:
         description="Administrative units, survey records and map layers for Vietnam's contract-labour programme.",
     )
     install_error_handlers(app)
+    # Added last, outermost: the request log sees every answer, the body limit's too.
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
                    subjects, break_glass):

@@ -1,6 +1,7 @@
-"""One log line per request, a request id on every answer, and a 500 without a traceback for the unexpected.
+"""One log line per request, a request id on every answer, a 500 without a traceback for the unexpected,
+and body limits counted on the bytes read.
 
-A pure ASGI middleware (no per-request task or body copy, unlike
+Pure ASGI middlewares (no per-request task or body copy, unlike
 ``BaseHTTPMiddleware``): submissions are answered in a few milliseconds and
 must stay so.
 """
@@ -12,9 +13,12 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata.logs import get_logger
+from geodata.settings import get_settings
 
 requests_log = get_logger("requests")
 errors_log = get_logger("errors")
@@ -89,3 +93,59 @@ async def _internal_error(send: Send, request_id: str) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (REQUEST_ID_HEADER, request_id.encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
+    """A request body past its limit, found while it was being read (answered 413 by the error handlers)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit:,} bytes, the limit of this route; "
+                              "send fewer submissions per request (or smaller attachments)")
+
+
+def body_limit(path: str) -> int:
+    """The largest body ``path`` accepts (settings ``max_*_bytes``)."""
+    s = get_settings()
+    if path == "/openrosa/submission":
+        return s.max_submission_bytes
+    if path == "/api/v1/submissions/batch":
+        return s.max_batch_bytes
+    return s.max_body_bytes
+
+
+class BodyLimit:
+    """Refuses bodies past their route's limit on the bytes actually read, chunked uploads included.
+
+    A declared ``Content-Length`` over the limit is answered at once, before
+    anything is read; otherwise the body is counted as the app reads it and
+    the read fails with :class:`BodyTooLarge` at the first byte too many, so
+    nothing larger is ever held in memory, parsed or stored.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["path"])
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            from api.errors import error_response
+
+            exc = BodyTooLarge(limit)
+            await error_response(Request(scope), exc.status_code, exc.detail)(scope, receive, send)
+            return
+        read = 0
+
+        async def counted() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)

@@ -123,7 +123,7 @@ def naive_per_row(path: Path, sample: int) -> float:
     from sqlalchemy.orm import Session
 
     from geodata.locate import locate
-    from geodata.units import fold
+    from geodata.text import fold
     from survey.identity import national_id_hash
     from survey.schemas import validate_submission
 

@@ -9,11 +9,9 @@ quarantine with its row number. One transaction per file: all of it or nothing.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -27,18 +25,28 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import text
 
+from etl.survey_csv import (
+    ColumnMap,
+    CsvFormatError,
+    Dialect,
+    answers_from_labels,
+    column_map,
+    missing_columns_message,
+    options_as_values,
+    sniff,
+    unique_headers,
+)
 from geodata.db import get_engine
+from geodata.vietnam import VIETNAM_TZ
 from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hashes
 from survey.ingest import COLUMNS, NOT_IN_ANSWERS
 from survey.quarantine import Rejected, quarantine_rows
-from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, insert_checked
+from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked
 
 CHUNK = 50_000
 FIRST_ROWS_ALONE = 1_000
-GEO_PARTS = {"latitude": "lat", "longitude": "lon", "altitude": "altitude", "accuracy": "accuracy", "precision": "accuracy"}
-INSTANCE_COLUMNS = ("instance_id", "instanceID", "meta-instanceID", "meta/instanceID", "_uuid", "KEY")
 
 Progress = Callable[[int, int], None]
 
@@ -50,54 +58,43 @@ class SurveyImportError(ValueError):
 @dataclass
 class SurveyImportResult:
     path: str
+    dialect: str = ""  # how the file was read (encoding, separator)
     rows: int = 0
     counts: Counter = field(default_factory=Counter)
     # (row number in the file, header = row 1; field; message)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-def column_map(headers: list[str], defn: FormDefinition = FORM) -> dict[str, str]:
-    """Map the file's headers to form fields.
+NUMERIC_COLUMNS = ("location_lat", "location_lon", "location_accuracy", "location_altitude")
 
-    ODK Central writes group paths with '-' (``person-full_name``) and splits
-    geopoints into ``location-Latitude`` ...; KoboToolbox writes '/' paths and
-    ``_location_latitude`` ...; our own CSV uses the field names.
+
+def frame_for_validation(raw: pd.DataFrame, mapping: ColumnMap, dialect: Dialect, defn: FormDefinition) -> pd.DataFrame:
+    """The file's columns as form fields, ready for :func:`survey.batch.validate_frame`.
+
+    Renames mapped columns, rebuilds multiple choices from per-option columns,
+    splits combined "lat lon alt acc" geopoints, reads decimal commas where the
+    file uses them, turns a labels export's answers into values, and restores
+    the leading zeros Excel strips from commune codes ("436" is commune 00436).
     """
-    fields = {f.name for f in defn.fields}
-    geo = {f.name for f in defn.fields if f.type == "geopoint"}
-    out: dict[str, str] = {}
-    for h in headers:
-        kobo = re.match(r"^_(.+)_(latitude|longitude|altitude|precision)$", h)
-        parts = re.split(r"[/-]", h.strip())
-        last = parts[-1]
-        own = re.match(r"^(.+)_(lat|lon|altitude|accuracy)$", h)
-        if own and own.group(1) in geo:
-            out[h] = h
-        elif kobo and kobo.group(1) in geo:
-            out[h] = f"{kobo.group(1)}_{GEO_PARTS[kobo.group(2)]}"
-        elif len(parts) > 1 and last.lower() in GEO_PARTS and parts[-2] in geo:
-            out[h] = f"{parts[-2]}_{GEO_PARTS[last.lower()]}"
-        elif last in fields and last not in out.values():
-            out[h] = last
-    # The instance id: our column, else ODK's meta/instanceID, else Kobo's _uuid or ODK's KEY.
-    if "instance_id" not in out.values():
-        for candidate in INSTANCE_COLUMNS:
-            if candidate in headers:
-                out[candidate] = "instance_id"
-                break
-    if "collected_at" not in out.values() and "start" in headers:
-        out["start"] = "collected_at"
-    return out
-
-
-def frame_for_validation(raw: pd.DataFrame, mapping: dict[str, str], defn: FormDefinition) -> pd.DataFrame:
-    """Rename mapped columns and split combined "lat lon alt acc" geopoints."""
-    frame = raw[list(mapping)].rename(columns=mapping)
+    frame = raw[list(mapping.fields)].rename(columns=mapping.fields)
+    frame = frame.assign(**options_as_values(raw, mapping))
     for f in defn.fields:
         if f.type == "geopoint" and f.name in frame and f"{f.name}_lat" not in frame:
-            parts = frame[f.name].str.split(expand=True).reindex(columns=range(4))
+            text = frame[f.name].astype("string")
+            if dialect.decimal_comma:
+                text = text.str.replace(",", ".", regex=False)
+            parts = text.str.split(expand=True).reindex(columns=range(4))
             for i, part in enumerate(("lat", "lon", "altitude", "accuracy")):
                 frame[f"{f.name}_{part}"] = parts[i]
+    if dialect.decimal_comma:
+        numbers = [c for c in (*NUMERIC_COLUMNS, *(f.name for f in defn.fields if f.type == "integer")) if c in frame]
+        frame = frame.assign(**{c: frame[c].astype("string").str.replace(",", ".", regex=False) for c in numbers})
+    if mapping.labelled:
+        frame = answers_from_labels(frame, defn)
+    for f in defn.fields:
+        if f.type == "commune" and f.name in frame:
+            code = frame[f.name].astype("string").str.strip()
+            frame[f.name] = code.where(~code.str.fullmatch(r"[0-9]{1,4}").fillna(False), code.str.zfill(5))
     return frame
 
 
@@ -176,15 +173,23 @@ class PreparedChunk:
     staged: int  # valid rows, in stage_csv
     stage_csv: bytes | None
     checked_table: str | None = None  # where the database checked them (see survey.store.check_into)
+    declared: list[tuple[int, str, dt.date]] = field(default_factory=list)  # communes of rejected rows, to check
 
 
-def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, defn: FormDefinition,
+def prepare_chunk(chunk: pd.DataFrame, mapping: ColumnMap, dialect: Dialect, source: str, defn: FormDefinition,
                   now: dt.datetime | None) -> PreparedChunk:
     """Validate a chunk and build the COPY text of its valid rows (Python only: no database)."""
     # Row numbers as a spreadsheet shows them: the header is row 1.
     row_numbers = pd.Series(chunk.index + 2, index=chunk.index)
-    typed, errors = validate_frame(frame_for_validation(chunk, mapping, defn), defn, now)
+    typed, errors = validate_frame(frame_for_validation(chunk, mapping, dialect, defn), defn, now)
     found = {i: [e.as_dict() for e in errs] for i, errs in errors.items()}
+    # Rejected rows are told of their commune too (checked in the database when stored).
+    declared = []
+    for i, errs in errors.items():
+        code, at = typed.at[i, "commune_code"], typed.at[i, "collected_at"]
+        if isinstance(code, str) and len(code) == 5 and code.isdigit() and "commune_code" not in {e.field for e in errs}:
+            day = (at if pd.notna(at) else pd.Timestamp(now or dt.datetime.now(dt.UTC))).tz_convert(VIETNAM_TZ).date()
+            declared.append((i, code, day))
     good = typed.drop(index=list(errors))
     # The same instance_id twice in one file: only the first is considered.
     repeated = good["instance_id"].duplicated()
@@ -194,7 +199,8 @@ def prepare_chunk(chunk: pd.DataFrame, mapping: dict[str, str], source: str, def
     csv_bytes = None
     if not good.empty:
         csv_bytes = copy_text(db_rows(good, row_numbers[good.index], source, defn))
-    return PreparedChunk(len(chunk), chunk.rename(columns=mapping), row_numbers, found, len(good), csv_bytes)
+    return PreparedChunk(len(chunk), chunk.rename(columns=mapping.fields), row_numbers, found, len(good), csv_bytes,
+                         declared=declared)
 
 
 # Work tables of a running import are named survey_import_<tag>_<chunk>; the
@@ -240,24 +246,24 @@ def import_surveys(
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            headers = next(csv.reader(f))
-            total = sum(1 for _ in f)
-    except (OSError, UnicodeDecodeError, StopIteration) as exc:
-        raise SurveyImportError(f"{path}: cannot read as a UTF-8 CSV file ({exc})") from exc
+        dialect, headers, total = sniff(path)
+    except OSError as exc:
+        raise SurveyImportError(f"{path}: cannot read the file ({exc})") from exc
+    except CsvFormatError as exc:
+        raise SurveyImportError(str(exc)) from None
     mapping = column_map(headers, defn)
-    if "instance_id" not in mapping.values() or "kind" not in mapping.values():
-        raise SurveyImportError(
-            f"{path}: no column for {'instance_id' if 'instance_id' not in mapping.values() else 'kind'} "
-            f"(columns: {', '.join(headers[:30])})"
-        )
-    result = SurveyImportResult(str(path))
+    problem = missing_columns_message(path, mapping, headers, dialect)
+    if problem:
+        raise SurveyImportError(problem)
+    result = SurveyImportResult(str(path), dialect=dialect.describe())
     source = f"csv:{path.name}"
     engine = get_engine()
     tag = uuid.uuid4().hex[:16]
     tables: list[str] = []
-    chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=CHUNK)
-    prepared = (prepare_chunk(c, mapping, source, defn, now) for c in chunks)
+    columns = unique_headers(headers)
+    chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=dialect.encoding, sep=dialect.separator,
+                         chunksize=CHUNK, header=0, names=columns)
+    prepared = (prepare_chunk(c, mapping, dialect, source, defn, now) for c in chunks)
 
     validating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-validate")
     checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-check")
@@ -319,6 +325,8 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
             result.counts["rejected"] += 1
         result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
 
+    for i, problem in commune_problems(conn, chunk.declared).items():
+        chunk.errors[i].append({"field": "commune_code", "message": problem})
     for i, reasons in chunk.errors.items():
         reject(i, int(chunk.row_numbers[i]), reasons)
     if chunk.checked_table is not None:

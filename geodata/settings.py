@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     gps_accuracy_limit_m: float = 50.0
     outside_tolerance_m: float = 5000.0
     duplicate_window_days: int = 365
+    # Bodies larger than these are refused with 413 as they arrive (counted
+    # on the bytes read, chunked uploads included): JSON requests, a batch of
+    # submissions, an ODK submission with its attachments.
+    max_body_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
+    max_batch_bytes: int = Field(default=5 * 1024 * 1024, ge=64 * 1024)
+    max_submission_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
+    # The quarantine keeps a rejected payload up to this size (the rest is cut,
+    # and says so), and at most this much per request; past that, payloads of
+    # the same request keep their first kilobyte and every reason.
+    quarantine_payload_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    quarantine_request_max_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     # Sign-in: lifetimes of access tokens (JWT) and refresh tokens (rotated
     # on every use); passwords shorter than this are refused.
     access_token_minutes: int = Field(default=15, ge=1)

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import unicodedata
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from geodata.locate import structure_on
+from geodata.text import fold
 
 PROPERTIES = "structure, code, name, unit_type, level, parent_code, valid_from, valid_to, geom_quality, geom_source"
-
-
-def fold(value: str) -> str:
-    """Fold Vietnamese text for matching: no diacritics, lower case.
-
-    >>> fold("Hà Tĩnh"), fold("ĐỒNG NAI")
-    ('ha tinh', 'dong nai')
-    """
-    value = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
-    return "".join(ch for ch in value if not unicodedata.combining(ch)).lower().strip()
 
 
 def current_structure(conn: Connection) -> str:

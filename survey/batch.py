@@ -17,12 +17,16 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from geodata.text import text_problem
 from geodata.vietnam import TIMEZONE_NAME, VIETNAM_BBOX
 from survey.definition import FORM, NO_WORDS, YES_WORDS, FormDefinition
-from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, FieldError
+from survey.schemas import ACCURACY_MAX_M, CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH, FieldError, with_article
 
 UUID_RE = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+# What PostgreSQL text cannot hold, and control characters no answer needs (geodata.text.text_problem).
+# (Lone surrogates cannot come from a decoded file.)
+UNSTORABLE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 
 
 def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.DataFrame, dict[int, list[FieldError]]]:
@@ -43,6 +47,19 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
         for i in mask[mask].index:
             errors[i].append(FieldError(field, message(i) if callable(message) else message))
 
+    # Text as Labour Atlas keeps it: NFC, and nothing PostgreSQL cannot store
+    # (a bad cell is that row's error, never the whole file's).
+    cleaned = {}
+    for name in raw.columns:
+        col = raw[name].astype("string")
+        bad = col.str.contains(UNSTORABLE, regex=True).fillna(False).astype(bool)
+        if bad.any():
+            flag(bad, name.removesuffix("_lat").removesuffix("_lon").removesuffix("_accuracy"),
+                 lambda i, c=col: text_problem(c[i]) or "contains a character that cannot be stored")
+            col = col.mask(bad)
+        cleaned[name] = col.str.normalize("NFC")
+    raw = pd.DataFrame(cleaned, index=raw.index)
+
     for f in defn.fields:
         if f.type == "geopoint":
             for part in ("lat", "lon", "accuracy"):
@@ -56,7 +73,7 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
         if f.type == "integer":
             num = pd.to_numeric(col, errors="coerce")
             bad = col.notna() & (num.isna() | (num % 1 != 0))
-            flag(bad, f.name, lambda i, c=col: f"{c[i]!r} is not a valid integer")
+            flag(bad, f.name, lambda i, c=col, h=f.hashed: "is not a valid integer" if h else f"{c[i]!r} is not a valid integer")
             out[f.name] = num.where(~bad).astype("Int64")
         elif f.type == "boolean":
             low = col.str.lower()
@@ -102,7 +119,8 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
         if f.type == "geopoint":
             for part in ("lat", "lon", "accuracy"):
                 columns[f"{f.name}_{part}"] = pa.Column("Float64", nullable=True, required=False)
-            columns[f"{f.name}_accuracy"] = pa.Column("Float64", pa.Check.ge(0, error=f"{f.name}: accuracy must be >= 0"), nullable=True)
+            columns[f"{f.name}_accuracy"] = pa.Column("Float64", pa.Check.in_range(
+                0, ACCURACY_MAX_M, error=f"{f.name}: accuracy must be from 0 to {ACCURACY_MAX_M:,} m"), nullable=True)
             required_cols = [f"{f.name}_lat", f"{f.name}_lon"]
         else:
             col_checks = []
@@ -120,16 +138,23 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 col_checks.append(pa.Check.str_matches(r"^[0-9]{5}$", error=f"{f.name}: not a 5-digit commune code"))
             elif f.type == "text":
                 col_checks.append(pa.Check.str_length(1, TEXT_MAX_LENGTH, error=f"{f.name}: longer than {TEXT_MAX_LENGTH} characters"))
+                if f.format is not None:
+                    strip = "[" + re.escape(f.format.ignore) + "]"
+                    col_checks.append(pa.Check(lambda col, fmt=f.format, s=strip: col.str.replace(s, "", regex=True)
+                                               .str.fullmatch(fmt.pattern), error=f"{f.name}: {f.format.en}"))
             elif f.type == "integer" and f.range_of == "value" and f.minimum is not None:
                 col_checks.append(pa.Check.in_range(f.minimum, f.maximum, error=f"{f.name}: out of range {f.minimum}-{f.maximum}"))
             columns[f.name] = pa.Column(None, col_checks, nullable=True, required=False)
             required_cols = [f.name]
         if f.required:
             applies = [k for k in kinds if k in f.kinds]
+            every_kind = len(applies) == len(kinds)
             for col in required_cols:
+                # A question of every kind is required whatever the kind says (even an unknown one).
+                needed = (lambda df: pd.Series(True, index=df.index)) if every_kind else (lambda df, a=applies: df["kind"].isin(a))
                 checks.append(pa.Check(
-                    _ok(lambda df, c=col, a=applies: ~(df["kind"].isin(a) & df[c].isna()) if c in df else ~df["kind"].isin(a)),
-                    error=f"{f.name}: {f.en} is required" + (f" for a {'/'.join(applies)} record" if len(applies) < len(kinds) else ""),
+                    _ok(lambda df, c=col, n=needed: ~(n(df) & df[c].isna()) if c in df else ~n(df)),
+                    error=f"{f.name}: {f.en} is required" + ("" if every_kind else f" for {with_article('/'.join(applies))} record"),
                 ))
 
     def local_year(df: pd.DataFrame) -> pd.Series:
@@ -164,9 +189,12 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
         if f.type == "date":
             checks.append(pa.Check(
                 _ok(lambda df, n=f.name: df[n].isna() | df["collected_at"].isna()
-                | (pd.to_datetime(df[n]) <= df["collected_at"].dt.tz_convert(TIMEZONE_NAME).dt.tz_localize(None).dt.normalize())
-                & (pd.to_datetime(df[n]) >= pd.Timestamp(EARLIEST_DATE))),
-                error=f"{f.name}: is after the survey date or before {EARLIEST_DATE}",
+                    | (pd.to_datetime(df[n]) <= df["collected_at"].dt.tz_convert(TIMEZONE_NAME).dt.tz_localize(None).dt.normalize())),
+                error=f"{f.name}: is after the survey date",
+            ))
+            checks.append(pa.Check(
+                _ok(lambda df, n=f.name: df[n].isna() | (pd.to_datetime(df[n]) >= pd.Timestamp(EARLIEST_DATE))),
+                error=f"{f.name}: is before {EARLIEST_DATE}",
             ))
     return pa.DataFrameSchema(columns, checks=checks, strict=False)
 
@@ -187,16 +215,23 @@ def validate_frame(
         ['birth_year', 'collected_at', 'commune_code', 'consent']
     """
     typed, errors = type_columns(raw, defn)
+    hashed = {f.name for f in defn.fields if f.hashed}
     try:
         batch_schema(defn, now).validate(typed, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-        for column, check, index in cases.dropna(subset=["index"])[["column", "check", "index"]].itertuples(index=False):
+        cases = exc.failure_cases.dropna(subset=["index"])
+        for context, column, check, index, value in cases[["schema_context", "column", "check", "index", "failure_case"]].itertuples(
+                index=False):
             message = str(check)
             field, _, text = message.partition(": ")
             if column and column in typed and not text:
                 field, text = column, message
-            errors[int(index)].append(FieldError(field, text or message))
+            text = text or message
+            # A column check failed on this cell: show what it held (the file's own value; never a hashed one).
+            if context == "Column" and field not in hashed and isinstance(value, str | int | float | list) \
+                    and not isinstance(value, bool) and column != "location_accuracy":
+                text += f" (got {str(value)[:60]!r})"
+            errors[int(index)].append(FieldError(field, text))
     # One message per field and row, as the single-record path gives.
     for i, errs in errors.items():
         seen: dict[str, FieldError] = {}

@@ -12,6 +12,7 @@ Labels are Vietnamese first (the surveyors' language) and English.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
@@ -36,6 +37,36 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class TextFormat:
+    """The shape a text answer must have: ``pattern`` (a regular expression, matched in full) after the
+    characters in ``ignore`` are removed, with the message to show in both languages.
+
+    >>> NATIONAL_ID.accepts("042 199.012-345"), NATIONAL_ID.accepts("1 OR 1=1")
+    (True, False)
+    """
+
+    pattern: str
+    ignore: str
+    vi: str
+    en: str
+
+    def normalised(self, value: str) -> str:
+        return value.translate({ord(c): None for c in self.ignore})
+
+    def accepts(self, value: str) -> bool:
+        return re.fullmatch(self.pattern, self.normalised(value)) is not None
+
+
+NATIONAL_ID = TextFormat(
+    # CCCD (citizen identity card, from 2016): 12 digits; CMND (the old identity card): 9.
+    pattern=r"[0-9]{9}|[0-9]{12}",
+    ignore=" .-",
+    vi="Số CCCD gồm 12 chữ số (CMND cũ: 9 chữ số)",
+    en="A citizen identity number has 12 digits (an old identity card number: 9)",
+)
+
+
+@dataclass(frozen=True)
 class Field:
     """One question of the form.
 
@@ -44,6 +75,7 @@ class Field:
     data: never kept without consent. ``minimum`` / ``maximum`` bound integers:
     the value itself (``range_of="value"``) or, for a year of birth
     (``range_of="age"``), the person's age in the year of collection.
+    ``format`` constrains a text answer (:class:`TextFormat`).
     """
 
     name: str
@@ -57,6 +89,9 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     range_of: Literal["value", "age"] = "value"
+    format: TextFormat | None = None
+    # Kept only as a keyed hash: the value is never repeated in a message (messages are stored and shown).
+    hashed: bool = False
     hint_vi: str | None = None
     hint_en: str | None = None
 
@@ -144,8 +179,9 @@ FORM = FormDefinition(
         Field("mock_location", "boolean", "Thiết bị báo vị trí giả lập", "Device reports a mock location"),
         # -- person -----------------------------------------------------------
         Field("full_name", "text", "Họ và tên", "Full name", required=True, personal=True),
-        Field("national_id", "text", "Số CCCD/CMND", "National ID number", personal=True,
-              hint_vi="Chỉ lưu dạng mã hóa một chiều", hint_en="Stored only as a keyed hash"),
+        Field("national_id", "text", "Số CCCD/CMND", "National ID number", personal=True, format=NATIONAL_ID, hashed=True,
+              hint_vi="12 chữ số (CMND cũ: 9); chỉ lưu dạng mã hóa một chiều",
+              hint_en="12 digits (old card: 9); stored only as a keyed hash"),
         Field("phone", "text", "Số điện thoại", "Phone", personal=True),
         Field("birth_year", "integer", "Năm sinh", "Year of birth", required=True, personal=True, minimum=15, maximum=80, range_of="age",
               hint_vi="Tuổi từ 15 đến 80", hint_en="Age 15 to 80"),

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 
+from geodata.vietnam import VIETNAM_TZ
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hash
 from survey.quarantine import Rejected, canonical_json, quarantine_rows
 from survey.schemas import FieldError, validate_submission
-from survey.store import Sender, store_rows
+from survey.store import Sender, commune_problems, store_rows
 
 Status = Literal["created", "exists", "conflict", "rejected", "forbidden"]
 
@@ -33,13 +35,20 @@ NOT_IN_ANSWERS = {"instance_id", "kind", "collected_at", "surveyor", "consent", 
                   "mock_location", "national_id", *COLUMNS}
 
 
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+MAX_DEPTH = 16
+"""How deeply a submission may nest (a record is two levels deep; hostile bodies go to 100,000)."""
+
+
 @dataclass
 class Incoming:
-    """A payload as received: its text (kept verbatim if rejected) and parsed value."""
+    """A payload as received: its text (kept verbatim if rejected), parsed value, and why it cannot be read."""
 
     text: str
     payload: Any
     row_number: int | None = None
+    problem: FieldError | None = None
 
 
 @dataclass
@@ -53,13 +62,52 @@ class Outcome:
 
 
 def parse_payload(body: bytes | str) -> Incoming:
-    """Decode a JSON body; an undecodable one is still kept (as text) for quarantine."""
-    text_ = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    """Decode a JSON body; one that cannot be read is still kept (as text) for the quarantine, with the reason.
+
+    >>> parse_payload(b'{"kind": "aspirant"}').payload
+    {'kind': 'aspirant'}
+    >>> parse_payload('{"full_name": "Lê"}'.encode("latin-1")).problem.message
+    'not valid UTF-8: byte 0xea at position 16 (send the body in UTF-8)'
+    >>> parse_payload(b"[" * 100_000).problem.message
+    'nested more than 16 levels deep'
+    """
+    if isinstance(body, bytes):
+        try:
+            text_ = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Refused, not repaired: a replaced character would be stored as if the sender had typed it.
+            return Incoming(body.decode("utf-8", "backslashreplace"), None, problem=FieldError(
+                "body", f"not valid UTF-8: byte 0x{body[exc.start]:02x} at position {exc.start} (send the body in UTF-8)"))
+    else:
+        text_ = body
+    if json_depth(text_) > MAX_DEPTH:
+        return Incoming(text_, None, problem=FieldError("body", f"nested more than {MAX_DEPTH} levels deep"))
     try:
         payload = json.loads(text_)
-    except ValueError:
-        payload = None
+    except ValueError as exc:
+        return Incoming(text_, None, problem=FieldError("body", f"not valid JSON: {exc}"))
     return Incoming(text_, payload)
+
+
+def json_depth(text_: str, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``text_`` nests arrays and objects, counted up to ``limit + 1`` (strings are skipped).
+
+    Checked before parsing: Python's parser recurses, and 100,000 levels exhaust its stack.
+
+    >>> json_depth('{"a": [1, {"b": "[[["}]}')
+    3
+    """
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub("", text_)):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
 
 
 def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) -> dict[str, Any]:
@@ -112,8 +160,12 @@ def ingest(
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     rejected: list[tuple[int, list[dict[str, str]], Status]] = []  # (item, reasons, status)
+    declared: list[tuple[int, str, dt.date]] = []  # communes of rejected forms, checked below
     for n, item in enumerate(items):
-        if not isinstance(item.payload, dict):
+        clean: dict[str, Any] = {}
+        if item.problem is not None:
+            errors = [item.problem]
+        elif not isinstance(item.payload, dict):
             errors = [FieldError("body", "not a JSON object")]
         else:
             clean, errors = validate_submission(item.payload, defn, now)
@@ -128,6 +180,12 @@ def ingest(
             rows.append(row)
             continue
         rejected.append((n, [e.as_dict() for e in errors], "rejected"))
+        if clean.get("commune_code") and "commune_code" not in {e.field for e in errors}:
+            day = (clean.get("collected_at") or now or dt.datetime.now(dt.UTC)).astimezone(VIETNAM_TZ).date()
+            declared.append((len(rejected) - 1, clean["commune_code"], day))
+    # A form refused for one field is told of its commune too: every failing field at once.
+    for i, problem in commune_problems(conn, declared).items():
+        rejected[i][1].append({"field": "commune_code", "message": problem})
     for r in store_rows(conn, rows, sender=sender) if rows else []:
         item = items[r.n]
         if r.error_field:

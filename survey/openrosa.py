@@ -36,14 +36,29 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _leaves(el: Element, path: tuple[str, ...] = ()):
-    """(path of groups, element) of every leaf under ``el``, in document order."""
-    for child in el:
+MAX_DEPTH = 16
+"""How deeply an instance may nest (a form's groups are a few levels; hostile documents go to 50,000)."""
+
+
+def _leaves(root: Element):
+    """(path of groups, name, element) of every leaf under ``root``, in document order.
+
+    Walked with a stack, not by recursion, and refused past :data:`MAX_DEPTH`.
+    """
+    stack = [((), iter(root))]
+    while stack:
+        path, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            continue
         if not isinstance(child.tag, str):  # comments, processing instructions
             continue
         name = _local(child.tag)
         if len(child):
-            yield from _leaves(child, (*path, name))
+            if len(path) + 1 >= MAX_DEPTH:
+                raise SubmissionXMLError(f"the instance is nested more than {MAX_DEPTH} levels deep")
+            stack.append(((*path, name), iter(child)))
         else:
             yield path, name, child
 

@@ -6,7 +6,7 @@ fields before it is stored, because nothing personal may be kept from it.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +14,30 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geodata.scopes import Reader, scope_condition, whole_country_condition
+from geodata.settings import get_settings
+from geodata.text import cut, storable
 from survey.definition import FORM, YES_WORDS, FormDefinition
 
+# What is kept of a payload once a request has used its quarantine budget.
+HEAD_BYTES = 1024
 
-def payload_hash(payload_text: str) -> str:
-    return hashlib.sha256(payload_text.encode("utf-8", "surrogatepass")).hexdigest()
+
+def content_hash(payload: Any, payload_text: str, defn: FormDefinition = FORM) -> str:
+    """The fingerprint of a rejected form: its answers (the form's fields only), or its text if it is not an object.
+
+    The same form rejected again — a phone retrying, an export downloaded
+    again with other columns, file name and row numbers — has the same
+    fingerprint, so it is kept once. Keyed with the server secret, as the
+    answers include the national ID.
+    """
+    if isinstance(payload, dict):
+        fields = {f.name for f in defn.fields}
+        geo = tuple(f"{f.name}_" for f in defn.fields if f.type == "geopoint")
+        basis = canonical_json({k: v for k, v in payload.items() if k in fields or k.startswith(geo)})
+    else:
+        basis = payload_text
+    secret = get_settings().require_secret("rejected forms cannot be fingerprinted").encode()
+    return hmac.digest(secret, storable(basis).encode("utf-8"), "sha256").hex()
 
 
 def canonical_json(payload: Any) -> str:
@@ -77,12 +96,18 @@ def declared_commune(payload: Any) -> str | None:
 def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefinition = FORM) -> list[int]:
     """Store rejected payloads with their reasons in one statement; return their quarantine ids.
 
-    The same payload rejected again (a phone retrying, a file imported twice)
-    is stored once. The text is kept as sent, with two exceptions the privacy
-    rules demand: a payload without consent loses its personal fields, and a
-    national ID number is replaced by its keyed hash (``hmac:...``) wherever
-    it appears.
+    The same form rejected again (a phone retrying, a file imported twice, an
+    export downloaded again) is stored once (:func:`content_hash`). The text
+    is kept as sent, with the exceptions the privacy rules and PostgreSQL
+    demand: a payload without consent loses its personal fields; a national
+    ID number is replaced by its keyed hash (``hmac:...``) wherever it
+    appears; NUL characters and lone surrogates are written as ``\\u`` escapes;
+    a payload longer than ``quarantine_payload_max_bytes`` is cut (saying how
+    much), and once a request has used ``quarantine_request_max_bytes`` its
+    further payloads keep their first kilobyte. The reasons are always kept.
     """
+    settings = get_settings()
+    spent = 0
     rows = []
     for n, r in enumerate(rejected):
         personal_removed = False
@@ -93,13 +118,18 @@ def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefini
             payload_text = canonical_json(stripped)
         else:
             payload_text = masked_national_id(payload_text, r.payload)
+        limit = settings.quarantine_payload_max_bytes if spent < settings.quarantine_request_max_bytes else HEAD_BYTES
+        kept = cut(storable(payload_text), limit)
+        spent += len(kept.encode("utf-8"))
         instance_id = r.payload.get("instance_id") if isinstance(r.payload, dict) else None
         rows.append({
-            "n": n, "source": r.source, "file_name": r.file_name, "row_number": r.row_number,
-            "instance_id": str(instance_id)[:100] if instance_id is not None else None,
-            "payload_text": payload_text,
-            "payload_hash": payload_hash(f"{r.source}\n{r.file_name}\n{r.row_number}\n{payload_text}"),
-            "reasons": r.reasons, "personal_removed": personal_removed,
+            "n": n, "source": storable(r.source), "file_name": storable(r.file_name) if r.file_name else None,
+            "row_number": r.row_number,
+            "instance_id": storable(str(instance_id))[:100] if instance_id is not None else None,
+            "payload_text": kept,
+            "payload_hash": content_hash(r.payload, payload_text, defn),
+            "reasons": [{k: storable(str(v)) for k, v in reason.items()} for reason in r.reasons],
+            "personal_removed": personal_removed,
             "submitted_by": r.submitted_by, "commune_code": declared_commune(r.payload),
         })
     if not rows:
@@ -110,8 +140,8 @@ def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefini
     return [qid for _, qid in sorted(found)]
 
 
-# Rows already quarantined (same hash, still open) are not stored again:
-# their existing id is returned.
+# Forms already quarantined (same fingerprint, whatever became of them) are
+# not stored again: their existing id is returned.
 QUARANTINE_SQL = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
@@ -120,7 +150,7 @@ WITH r AS (
 ),
 old AS (
     SELECT DISTINCT ON (r.n) r.n, q.id FROM r JOIN submission_quarantine q
-    ON q.payload_hash = r.payload_hash AND q.status = 'open' ORDER BY r.n, q.id
+    ON q.payload_hash = r.payload_hash ORDER BY r.n, q.id
 ),
 new AS (
     INSERT INTO submission_quarantine (source, file_name, row_number, instance_id, payload_text, payload_hash,
@@ -184,20 +214,38 @@ def list_quarantine(conn: Connection, status: str, limit: int, offset: int, read
     ]
 
 
-def quarantine_status(conn: Connection, quarantine_id: int, reader: Reader) -> str | None:
-    """The status of a quarantined payload, or None if there is no such id (that ``reader`` may see)."""
-    return conn.execute(
-        text(f"SELECT status FROM submission_quarantine q WHERE id = :id AND {QUARANTINE_READER_CONDITION}"),
+@dataclass(frozen=True)
+class QuarantinedForm:
+    """A quarantine entry as a correction needs it."""
+
+    id: int
+    status: str
+    instance_id: str | None
+    resolved_instance_id: str | None
+
+
+def quarantined_form(conn: Connection, quarantine_id: int, reader: Reader) -> QuarantinedForm | None:
+    """The quarantine entry ``quarantine_id``, or None if there is none (that ``reader`` may see).
+
+    Locked until the transaction ends, so that two corrections of one entry are made one after the other.
+    """
+    row = conn.execute(
+        text(f"""SELECT id, status, instance_id, resolved_instance_id::text FROM submission_quarantine q
+                 WHERE id = :id AND {QUARANTINE_READER_CONDITION} FOR UPDATE"""),
         {"id": quarantine_id, **reader.params()},
-    ).scalar()
+    ).one_or_none()
+    return QuarantinedForm(row.id, row.status, row.instance_id, row.resolved_instance_id) if row else None
 
 
-def resolve_quarantine(conn: Connection, quarantine_id: int, instance_id: str) -> None:
-    """Mark a quarantined payload as replaced by a stored record."""
-    conn.execute(
+def resolve_quarantine(conn: Connection, quarantine_id: int, instance_id: str) -> bool:
+    """Mark an open quarantined payload as replaced by the record ``instance_id``, created from its correction.
+
+    Returns False when the entry was not open (it is then left as it was).
+    """
+    return conn.execute(
         text(
             """UPDATE submission_quarantine SET status = 'resubmitted', resolved_instance_id = CAST(:iid AS uuid),
-                      resolved_at = now() WHERE id = :id"""
+                      resolved_at = now() WHERE id = :id AND status = 'open'"""
         ),
         {"id": quarantine_id, "iid": instance_id},
-    )
+    ).rowcount == 1

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,13 +26,19 @@ from pydantic import (
 )
 from pydantic import Field as PydanticField
 
+from geodata.text import nfc, text_problem
 from geodata.vietnam import VIETNAM_BBOX, VIETNAM_TZ
-from survey.definition import FORM, Field, FormDefinition
+from survey.definition import FORM, Field, FormDefinition, TextFormat
 
 CLOCK_SKEW = dt.timedelta(minutes=10)
 # Dates answered in the form (return, departure) are not earlier than this.
 EARLIEST_DATE = dt.date(1980, 1, 1)
 TEXT_MAX_LENGTH = 500
+# A phone's GPS reports its accuracy in metres; a network fix is a few km at
+# worst. Larger values are no position at all (and 1e39 does not fit the
+# column): refused, as are altitudes off the earth.
+ACCURACY_MAX_M = 100_000
+ALTITUDE_RANGE_M = (-1_000, 10_000)
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,8 @@ class GeoPoint(BaseModel):
     model_config = ConfigDict(extra="ignore")
     lat: Annotated[float, PydanticField(allow_inf_nan=False)]
     lon: Annotated[float, PydanticField(allow_inf_nan=False)]
-    altitude: Annotated[float | None, PydanticField(allow_inf_nan=False)] = None
-    accuracy: Annotated[float | None, PydanticField(ge=0, allow_inf_nan=False)] = None
+    altitude: Annotated[float | None, PydanticField(ge=ALTITUDE_RANGE_M[0], le=ALTITUDE_RANGE_M[1], allow_inf_nan=False)] = None
+    accuracy: Annotated[float | None, PydanticField(ge=0, le=ACCURACY_MAX_M, allow_inf_nan=False)] = None
 
 
 def parse_geopoint(value: Any) -> Any:
@@ -80,15 +87,43 @@ def split_multiple(value: Any) -> Any:
     return value
 
 
+def storable_text(value: Any) -> Any:
+    """A text answer PostgreSQL can keep: no NUL, no control character, no lone surrogate.
+
+    Run before pydantic's own string check, which refuses a lone surrogate without saying which character.
+    """
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def not_a_boolean(value: Any) -> Any:
+    """JSON's true is not the number 1: a yes/no answer in a number field is refused as such."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a yes/no value, not a number")
+    return value
+
+
+def formatted(fmt: TextFormat):
+    def check(value: str) -> str:
+        if not fmt.accepts(value):
+            raise ValueError(fmt.en)
+        return value
+    return check
+
+
 def annotation(defn: FormDefinition, f: Field) -> Any:
     """The Python type of a field's answer."""
     if f.type in ("select_one", "select_multiple"):
         choice = Literal[tuple(defn.choice_values(f.choices))]  # type: ignore[misc]
         return choice if f.type == "select_one" else Annotated[list[choice], BeforeValidator(split_multiple)]
+    if f.type == "text":
+        text = Annotated[str, PydanticField(min_length=1, max_length=TEXT_MAX_LENGTH), BeforeValidator(storable_text)]
+        return Annotated[text, AfterValidator(formatted(f.format))] if f.format else text
     return {
         "uuid": uuid.UUID,
-        "text": Annotated[str, PydanticField(min_length=1, max_length=TEXT_MAX_LENGTH)],
-        "integer": int,
+        "integer": Annotated[int, BeforeValidator(not_a_boolean)],
         "date": dt.date,
         "datetime": Annotated[dt.datetime, BeforeValidator(as_aware)],
         "boolean": bool,
@@ -118,10 +153,36 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == "" or value == [] or (isinstance(value, float) and math.isnan(value))
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, show_value: bool) -> str:
     e = exc.errors()[0]
     where = ".".join(str(p) for p in e["loc"] if p != "__root__")
-    return f"{where}: {e['msg']}" if where else e["msg"]
+    message = e["msg"].removeprefix("Value error, ")
+    # The value sent helps the sender find the mistake; a personal value is not repeated (reasons are kept and shown).
+    if show_value and e["type"] in ("literal_error", "string_pattern_mismatch", "uuid_parsing", "date_from_datetime_parsing",
+                                    "date_parsing", "datetime_from_date_parsing", "datetime_parsing") \
+            and isinstance(e.get("input"), str | int | float) and not isinstance(e.get("input"), bool):
+        message += f" (got {str(e['input'])[:60]!r})"
+    return f"{where}: {message}" if where else message
+
+
+def with_article(word: str) -> str:
+    """English's article: 'an aspirant', 'a returnee'.
+
+    >>> with_article("aspirant"), with_article("returnee")
+    ('an aspirant', 'a returnee')
+    """
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def normalised(value: Any) -> Any:
+    """Text in NFC wherever it sits in an answer (strings, lists, the GPS object)."""
+    if isinstance(value, str):
+        return nfc(value)
+    if isinstance(value, list):
+        return [normalised(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalised(v) for k, v in value.items()}
+    return value
 
 
 def validate_submission(
@@ -141,21 +202,34 @@ def validate_submission(
     errors: list[FieldError] = []
     clean: dict[str, Any] = {}
     adapters = _adapters(defn)
+    kinds = defn.choice_values("kind")
     kind = payload.get("kind")
+    known_kind = isinstance(kind, str) and kind in kinds
+    kind_refused = not known_kind and not _is_blank(kind)
+    if kind_refused:
+        # Said first: which questions apply, and so what is required, depends on it.
+        errors.append(FieldError("kind", f"{str(kind)[:40]!r} is not a record kind: use {', '.join(kinds[:-1])} or {kinds[-1]}"))
     for f in defn.fields:
-        value = payload.get(f.name)
-        asked = kind not in defn.choice_values("kind") or kind in f.kinds
+        if f.name == "kind" and kind_refused:
+            continue
+        value = normalised(payload.get(f.name))
+        every_kind = set(kinds) <= set(f.kinds)
+        # With no valid kind, only the questions every kind asks can be required.
+        asked = every_kind or (known_kind and kind in f.kinds)
         if _is_blank(value):
             if f.required and asked:
-                what = f"required for a {kind} record" if len(f.kinds) < len(defn.choice_values("kind")) else "required"
+                what = "required" if every_kind else f"required for {with_article(kind)} record"
                 errors.append(FieldError(f.name, f"{f.en} is {what}"))
             continue
-        if not asked:
+        if known_kind and not asked:
             continue  # answers to questions of another kind are not kept
         try:
-            clean[f.name] = adapters[f.name].validate_python(value)
+            answer = adapters[f.name].validate_python(value)
         except ValidationError as exc:
-            errors.append(FieldError(f.name, _first_error(exc)))
+            errors.append(FieldError(f.name, _first_error(exc, show_value=not f.hashed)))
+            continue
+        if asked:
+            clean[f.name] = answer
     errors.extend(check_rules(clean, defn, now))
     return clean, errors
 

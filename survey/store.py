@@ -281,3 +281,38 @@ def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int 
     checked = f"(SELECT * FROM {table} ORDER BY n LIMIT :limit OFFSET :offset) c" if part else f"{table} c"
     params = store_params(None, every_row=False) | ({"limit": limit, "offset": offset} if part else {})
     return conn.execute(text(f"WITH {INSERT_SQL.format(checked=checked)}"), params).all()
+
+
+COMMUNE_PROBLEMS_SQL = text("""
+SELECT c.n,
+       CASE WHEN d.code IS NOT NULL THEN NULL
+            WHEN o.structure IS NOT NULL THEN
+                'commune code ' || c.code || ' belongs to the ' || o.structure
+                || ' structure, not to the ' || st.name || ' structure in force on ' || c.day
+            ELSE 'unknown commune code ' || c.code END AS problem
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS c(n int, code text, day date)
+JOIN boundary_structure st ON st.valid_from <= c.day AND (st.valid_to IS NULL OR c.day < st.valid_to)
+LEFT JOIN admin_unit d ON d.structure = st.name AND d.code = c.code AND d.level = 'commune'
+LEFT JOIN LATERAL (
+    SELECT o.structure FROM admin_unit o WHERE d.code IS NULL AND o.code = c.code AND o.level = 'commune' LIMIT 1
+) o ON true
+""")
+
+
+def commune_problems(conn: Connection, declared: list[tuple[int, str, Any]]) -> dict[int, str]:
+    """What is wrong with the declared commune of forms rejected for other reasons, by their key.
+
+    ``declared`` holds ``(key, commune code, local date)``. The store
+    statement checks the commune of valid forms; a form refused for another
+    field is checked here too, so that one answer names every failing field.
+    The wording is the store statement's.
+
+    Example (needs a database)::
+
+        commune_problems(conn, [(0, "99999", dt.date(2026, 1, 5))])
+        # {0: 'unknown commune code 99999'}
+    """
+    if not declared:
+        return {}
+    rows = json.dumps([{"n": n, "code": code, "day": str(day)} for n, code, day in declared])
+    return {n: problem for n, problem in conn.execute(COMMUNE_PROBLEMS_SQL, {"rows": rows}) if problem}

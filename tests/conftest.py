@@ -12,6 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -191,9 +192,9 @@ def anonymous_client(seeded: Engine):
         yield c
 
 
-@pytest.fixture
-def live_server(seeded: Engine) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, for browser tests."""
+@contextmanager
+def served() -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port (the database is the one in use)."""
     import threading
     import time
 
@@ -217,9 +218,26 @@ def live_server(seeded: Engine) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(seeded: Engine) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, for browser tests."""
+    with served() as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def live_server_module(seeded_url: str) -> Iterator[str]:
+    """One server for the tests of a module (the seeded database)."""
+    db.use_database(seeded_url)
+    with served() as base:
+        yield base
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,8 +21,10 @@ from starlette.datastructures import UploadFile
 
 from api.access import PUBLIC, AllowBasic
 from api.deps import AuthUser, DbConn
-from geodata.errors import Refused, TooLarge
+from api.middleware import BodyTooLarge
+from geodata.errors import Refused
 from geodata.roles import Role
+from geodata.settings import get_settings
 from survey.definition import FORM, FormDefinition
 from survey.ingest import Incoming, ingest
 from survey.openrosa import (
@@ -43,7 +45,6 @@ CollectUser = Annotated[AuthUser, Depends(AllowBasic(Role.surveyor, Role.officer
 
 SOURCE = "openrosa"
 FORMS: dict[str, FormDefinition] = {FORM.form_id: FORM}
-MAX_SUBMISSION_BYTES = 10 * 1024 * 1024
 XML = "text/xml; charset=utf-8"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # What each route answers, for the OpenAPI document (these routes speak XML, not JSON).
@@ -101,7 +102,8 @@ def xlsform(form_id: str) -> Response:
 @router.head("/submission", status_code=204, response_class=Response)
 def submission_head(user: CollectUser) -> Response:
     """The pre-flight request of ODK Collect before it posts (it learns here that it must sign in)."""
-    return Response(status_code=204, headers=_headers({"X-OpenRosa-Accept-Content-Length": str(MAX_SUBMISSION_BYTES)}))
+    limit = get_settings().max_submission_bytes
+    return Response(status_code=204, headers=_headers({"X-OpenRosa-Accept-Content-Length": str(limit)}))
 
 
 @router.post("/submission", response_class=Response, responses=SUBMISSION_ANSWERS)
@@ -114,18 +116,19 @@ async def submission(request: Request, conn: DbConn, user: CollectUser) -> Respo
     area (kept in quarantine for an officer of that area). Attachments are accepted
     and ignored: the form asks for none.
     """
-    size = request.headers.get("content-length")
-    if size and size.isdigit() and int(size) > MAX_SUBMISSION_BYTES:
-        raise TooLarge(f"Phiếu quá lớn / submission larger than {MAX_SUBMISSION_BYTES} bytes")
+    # The body's size is limited as it is read (api.middleware.BodyLimit: max_submission_bytes).
     try:
         form = await request.form()
+    except BodyTooLarge:
+        raise
     except Exception as exc:  # not multipart, or a broken body
         raise Refused(f"Yêu cầu không hợp lệ / expected multipart/form-data: {exc}") from None
     part = form.get("xml_submission_file")
     if part is None:
         raise Refused("Thiếu tệp xml_submission_file / the part xml_submission_file is missing")
     data = await part.read() if isinstance(part, UploadFile) else str(part).encode("utf-8")
-    xml_text = data.decode("utf-8", "replace")
+    # Kept as sent where it can be: bytes that are not UTF-8 are shown as \\x.. escapes.
+    xml_text = data.decode("utf-8", "backslashreplace")
 
     try:
         payload = parse_submission_xml(data)

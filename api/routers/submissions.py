@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.access import OFFICERS, Allow, OfficerUser, reader_for
 from api.deps import AuditedRead, AuthUser, DbConn
 from api.schemas import BatchOutcome, QuarantineEntry, SubmissionOutcome, SurveyRecord
-from geodata.errors import Conflict, InvalidInput, NotFound, TooLarge
+from geodata.errors import Conflict, NotFound, TooLarge
 from geodata.roles import Role
 from geodata.scopes import Reader
 from survey.definition import FORM, RecordKind
@@ -25,7 +25,7 @@ from survey.ingest import (
     ingest,
     parse_payload,
 )
-from survey.quarantine import list_quarantine, quarantine_status, resolve_quarantine
+from survey.quarantine import QuarantinedForm, list_quarantine, quarantined_form, resolve_quarantine
 from survey.records import (
     ReviewStatus,
     get_record,
@@ -33,12 +33,14 @@ from survey.records import (
     readable_duplicates,
     review_record,
 )
-from survey.schemas import submission_model
+from survey.schemas import FieldError, submission_model
 from survey.store import Sender
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
 
 MAX_BATCH = 1000
+# PostgreSQL's bigint: ids and offsets past it are refused as input, never sent to the database.
+MAX_ID = MAX_OFFSET = 2**63 - 1
 HTTP_STATUS = {"created": 201, "exists": 200, "conflict": 409, "rejected": 422, "forbidden": 403}
 
 SENDERS = Allow(Role.surveyor, Role.officer, limit="own_or_area")
@@ -75,12 +77,32 @@ def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
     return SubmissionOutcome.model_validate(body).model_dump(mode="json", exclude_unset=True)
 
 
-def store_one(conn, item: Incoming, source: str, user: AuthUser, quarantine_id: int | None = None) -> tuple[dict, int]:
+def store_one(conn, item: Incoming, source: str, user: AuthUser) -> tuple[dict, int]:
     """Ingest one payload (blocking database work: run it off the event loop)."""
     (outcome,) = ingest(conn, [item], source=source, sender=sender_of(user))
-    if quarantine_id is not None and outcome.status in ("created", "exists"):
-        resolve_quarantine(conn, quarantine_id, outcome.instance_id)
     return outcome_body(conn, outcome, reader_for(user, SENDERS.limit)), HTTP_STATUS[outcome.status]
+
+
+def store_correction(conn, item: Incoming, entry: QuarantinedForm, user: AuthUser) -> tuple[dict, int]:
+    """Ingest the correction of a quarantined form; close the entry only with a record created from it now.
+
+    The correction keeps the rejected form's instance id, or brings a new one
+    (recorded as its successor). An id held by a stored record is never
+    taken over: "exists" or "conflict" leave the entry open.
+    """
+    (outcome,) = ingest(conn, [item], source=f"api-resubmit:{entry.id}", sender=sender_of(user))
+    body = outcome_body(conn, outcome, reader_for(user, SENDERS.limit))
+    if outcome.status == "created":
+        resolve_quarantine(conn, entry.id, outcome.instance_id)
+        return body, 201
+    if outcome.status in ("exists", "conflict"):
+        taken = "is already stored" if outcome.status == "exists" else "is already used by a different submission"
+        body = {"status": "conflict", "instance_id": outcome.instance_id, "quarantine_id": entry.id,
+                "detail": f"instance_id {outcome.instance_id} {taken}, not by a record made from this correction: "
+                          f"quarantined submission {entry.id} stays open. Send the correction with the rejected form's "
+                          f"instance_id{f' ({entry.instance_id})' if entry.instance_id else ''} or a new one."}
+        return SubmissionOutcome.model_validate(body).model_dump(mode="json", exclude_unset=True), 409
+    return body, HTTP_STATUS[outcome.status]
 
 
 OUTCOMES = {201: {"model": SubmissionOutcome, "description": "Stored"},
@@ -106,7 +128,11 @@ async def submit_batch(request: Request, conn: DbConn, user: SurveyUser) -> JSON
     """Store up to 1,000 records in your area; one outcome per record, in order."""
     body = parse_payload(await request.body())
     if not isinstance(body.payload, list):
-        raise InvalidInput("the body must be a JSON array of submissions", loc=("body",))
+        # Unreadable as a batch: the whole body is kept in the quarantine, as one rejected payload.
+        if body.problem is None:
+            body.problem = FieldError("body", "the body must be a JSON array of submissions")
+        answer, _ = await run_in_threadpool(store_one, conn, body, "api-batch", user)
+        return JSONResponse(answer, status_code=422)
     if len(body.payload) > MAX_BATCH:
         raise TooLarge(f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
     items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
@@ -171,32 +197,41 @@ def review(conn: DbConn, user: OfficerUser, audit: AuditedRead, instance_id: str
 @router.get("/quarantine", response_model=list[QuarantineEntry])
 def quarantine(
     conn: DbConn,
-    user: OfficerUser,
+    user: SurveyUser,
     audit: AuditedRead,
     status: Literal["open", "resubmitted", "dismissed"] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict]:
-    """Rejected payloads of your area, verbatim, with the reasons (officers; purpose required, audited)."""
-    found = list_quarantine(conn, status, limit, offset, reader_for(user, OFFICERS.limit))
+    """Rejected payloads, verbatim, with the reasons: those you sent (surveyors) or those of your area (officers).
+
+    Personal data: purpose required, audited.
+    """
+    found = list_quarantine(conn, status, limit, offset, reader_for(user, SENDERS.limit))
     audit.log(f"quarantine:{q['id']}" for q in found)
     return found
 
 
 @router.post("/quarantine/{quarantine_id}/resubmit", openapi_extra=SUBMISSION_SCHEMA, response_model=SubmissionOutcome,
              responses=OUTCOMES)
-async def resubmit(request: Request, conn: DbConn, user: SurveyUser, quarantine_id: int) -> JSONResponse:
-    """Submit a corrected payload for a quarantined one (one you sent, or, for officers, one of your area).
+async def resubmit(request: Request, conn: DbConn, user: SurveyUser,
+                   quarantine_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> JSONResponse:
+    """Submit the correction of a quarantined form (one you sent, or, for officers, one of your area).
 
-    On success the quarantine entry is closed.
+    The correction must pass validation and keep the rejected form's
+    ``instance_id`` (or bring a new one, recorded as its successor). The entry
+    is closed only when a record is created from the correction; an
+    ``instance_id`` that another stored record holds gets 409, and the entry
+    stays open.
     """
-    status = quarantine_status(conn, quarantine_id, reader_for(user, SENDERS.limit))
-    if status is None:
+    entry = quarantined_form(conn, quarantine_id, reader_for(user, SENDERS.limit))
+    if entry is None:
         raise NotFound(f"no quarantined submission {quarantine_id}")
-    if status != "open":
-        raise Conflict(f"quarantined submission {quarantine_id} is already {status}")
+    if entry.status != "open":
+        resolved = f" by record {entry.resolved_instance_id}" if entry.resolved_instance_id else ""
+        raise Conflict(f"quarantined submission {quarantine_id} is already {entry.status}{resolved}")
     item = parse_payload(await request.body())
-    body, status = await run_in_threadpool(store_one, conn, item, f"api-resubmit:{quarantine_id}", user, quarantine_id)
+    body, status = await run_in_threadpool(store_correction, conn, item, entry, user)
     return JSONResponse(body, status_code=status)
 
 
