@@ -8,13 +8,13 @@ must stay so.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geodata.logs import get_logger
@@ -78,21 +78,22 @@ class RequestLog:
             errors_log.exception("unexpected error in %s %s request_id=%s", scope["method"], route_template(scope), request_id)
             status = 500
             if not response_started:
-                await _internal_error(send, request_id)
+                await _internal_error(scope, receive, send, request_id)
         finally:
             requests_log.info("request_id=%s method=%s route=%s status=%s duration_ms=%.1f", request_id, scope["method"],
                               route_template(scope), status, (time.perf_counter() - started) * 1000)
 
 
-async def _internal_error(send: Send, request_id: str) -> None:
-    body = json.dumps({
-        "detail": f"internal error: the request could not be completed; quote request id {request_id} to an administrator",
-        "request_id": request_id,
-    }).encode()
-    await send({"type": "http.response.start", "status": 500,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (REQUEST_ID_HEADER, request_id.encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def _internal_error(scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    from api.errors import OPENROSA_PREFIX, openrosa_error
+
+    detail = f"internal error: the request could not be completed; quote request id {request_id} to an administrator"
+    if scope["path"].startswith(OPENROSA_PREFIX):  # what ODK Collect can show to the surveyor
+        response = openrosa_error(500, detail, {"X-Request-ID": request_id})
+    else:
+        response = JSONResponse({"detail": detail, "request_id": request_id}, status_code=500,
+                                headers={"X-Request-ID": request_id})
+    await response(scope, receive, send)
 
 
 class BodyTooLarge(HTTPException):

@@ -56,6 +56,7 @@ def surveys(
             r = import_surveys(path, progress=update)
     except (SurveyImportError, MissingSecret) as exc:
         fail(f"{exc}\nNothing was imported.")
+    console.print(f"read with {r.dialect}", highlight=False)
     table = Table("outcome", "rows", title=f"{r.path}: {r.rows} rows")
     for outcome in ("created", "exists", "conflict", "rejected"):
         table.add_row(outcome, str(r.counts.get(outcome, 0)))

@@ -27,6 +27,8 @@ HAS_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 # What PostgreSQL text cannot hold, and control characters no answer needs (geodata.text.text_problem).
 # (Lone surrogates cannot come from a decoded file.)
 UNSTORABLE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Combining marks: the only text NFC normalisation changes (a name typed as "e" plus accents).
+COMBINING = "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
 
 
 def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.DataFrame, dict[int, list[FieldError]]]:
@@ -57,7 +59,12 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
             flag(bad, name.removesuffix("_lat").removesuffix("_lon").removesuffix("_accuracy"),
                  lambda i, c=col: text_problem(c[i]) or "contains a character that cannot be stored")
             col = col.mask(bad)
-        cleaned[name] = col.str.normalize("NFC")
+        # Only text with combining marks can change: normalised cell by cell, the rest left as read
+        # (normalising every cell of a million rows costs more than the check).
+        decomposed = col.str.contains(COMBINING, regex=True).fillna(False).astype(bool)
+        if decomposed.any():
+            col = col.mask(decomposed, col[decomposed].str.normalize("NFC"))
+        cleaned[name] = col
     raw = pd.DataFrame(cleaned, index=raw.index)
 
     for f in defn.fields:

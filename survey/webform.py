@@ -66,6 +66,9 @@ def _field(f: Field, defn: FormDefinition) -> dict[str, Any]:
         out["range_of"] = f.range_of
     if f.type == "text":
         out["max_length"] = TEXT_MAX_LENGTH
+        if f.format is not None:
+            out["format"] = {"pattern": f"^({f.format.pattern})$", "ignore": f.format.ignore,
+                             "message": {"vi": f.format.vi, "en": f.format.en}}
         if f.name in INPUT_MODES:
             out["inputmode"] = INPUT_MODES[f.name]
     return out

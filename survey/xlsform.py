@@ -131,6 +131,10 @@ def _question(defn: FormDefinition, f: Field) -> dict[str, Any] | None:
         row["appearance"] = "numbers"
     elif f.type == "integer":
         constraint, msg_vi, msg_en = _integer_constraint(f)
+    elif f.format is not None:
+        # The same check as the server's: the pattern, after the ignored characters are removed.
+        constraint = f"regex(translate(., '{f.format.ignore}', ''), '^({f.format.pattern})$')"
+        msg_vi, msg_en = f.format.vi, f.format.en
     elif f.type == "date":
         # Server rules: not after the survey, not before 1980.
         constraint = f". >= date('{EARLIEST_DATE.isoformat()}') and . <= today()"

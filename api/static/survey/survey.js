@@ -465,7 +465,8 @@
         return v ? localIso(new Date(v)) : null;
       }
       default: {
-        const v = named && typeof named.value === 'string' ? named.value.trim() : '';
+        // NFC: the form a Vietnamese keyboard may not produce, and the one the server keeps.
+        const v = named && typeof named.value === 'string' ? named.value.trim().normalize('NFC') : '';
         return v === '' ? null : v;
       }
     }
@@ -544,6 +545,9 @@
           break;
         case 'text':
           if (f.max_length && v.length > f.max_length) add(f, TEXT.tooLong(f.max_length));
+          else if (f.format && !new RegExp(f.format.pattern).test([...v].filter(c => !f.format.ignore.includes(c)).join(''))) {
+            add(f, f.format.message[LANG] || f.format.message.vi);
+          }
           break;
         case 'select_one':
           if (!f.choices.some(c => c.value === v)) add(f, TEXT.badChoice);
