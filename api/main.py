@@ -19,12 +19,14 @@ from api.routers import (
     auth,
     break_glass,
     health,
+    layers,
     locate,
     openrosa,
     pages,
     subjects,
     submissions,
     survey_page,
+    targets,
     units,
     users,
 )
@@ -63,7 +65,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass):
+                   subjects, break_glass, targets, layers):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

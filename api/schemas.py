@@ -239,3 +239,80 @@ class SurveyCounts(Out):
     suppressed_below: int | None = Field(description="k: counts below it are hidden for your role (null: none hidden)")
     generated_at: dt.datetime
     units: list[UnitCounts]
+
+
+# -- targets -------------------------------------------------------------------------------
+class TargetOut(Out):
+    structure: str
+    unit_code: str
+    year: int
+    indicator: str
+    kind: Literal["absolute", "minimum", "growth_percent"]
+    value: float
+    value_max: float | None
+    notes: dict[str, Any]
+    source: str
+    updated_by: str | None
+    updated_at: dt.datetime
+
+
+class TargetsStored(Out):
+    inserted: int
+    updated: int
+
+
+# -- map layers ----------------------------------------------------------------------------
+class ClassBand(Out):
+    label: str
+    upper: float | None = Field(description="Upper bound of the class (null: no upper bound)")
+
+
+class ClassificationOut(Out):
+    method: Literal["fixed", "quantiles", "natural_breaks"]
+    description: str
+    classes: list[ClassBand]
+    no_data: str
+
+
+class CoverageProperties(Out):
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geom_quality: str | None
+    period: str
+    target_lower: float | None = Field(description="The target for the period (its lower bound for a range or a minimum)")
+    target_upper: float | None
+    target_kind: str | None
+    target_method: str | None = Field(description="'own', or how the target was carried from the other structure")
+    actual: int | None = Field(description="Departures in the period (null where hidden: see suppressed)")
+    communes_surveyed: int | None = None
+    communes_planned: int | None = None
+    ratio: float | None
+    suppressed: list[str] = Field(description="Values hidden to protect small counts")
+    klass: str = Field(alias="class", serialization_alias="class")
+    projected: float | None = None
+    status: Literal["on_track", "at_risk", "off_track"] | None = None
+    status_label: str | None = None
+
+
+class CoverageFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: CoverageProperties
+
+
+class CoverageCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["coverage"] = "coverage"
+    view: Literal["departures", "surveys"]
+    structure: str
+    level: str
+    period: str
+    classification: ClassificationOut
+    projection: str | None = Field(description="How the year's total is projected (current year only)")
+    method: str
+    caveats: list[str]
+    suppressed_below: int | None
+    features: list[CoverageFeature]

@@ -11,6 +11,9 @@ from rich.table import Table
 from cli.output import console, fail, progress_bar
 from etl.boundaries import BoundaryFields, BoundaryImportError, import_boundaries
 from etl.surveys import SurveyImportError, import_surveys
+from etl.tables import TableImportError
+from etl.targets import import_targets
+from geodata.db import get_engine
 from geodata.settings import MissingSecret
 from geodata.structures import Level, Structure
 
@@ -65,3 +68,23 @@ def surveys(
         console.print(f"  row {row}, field {field}: {message}", highlight=False)
     if len(r.rejected) > show:
         console.print(f"  ... {len(r.rejected) - show} more reasons (all are in the quarantine: GET /api/v1/quarantine)")
+
+
+@app.command("targets")
+def targets(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code, structure, year, indicator, kind, value, value_max")]) -> None:
+    """Import yearly targets of units (other columns are kept as notes); all rows or none; again updates."""
+    try:
+        with get_engine().begin() as conn:
+            r = import_targets(conn, path, who=operator())
+    except TableImportError as exc:
+        fail(str(exc))
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} targets, {r.inserted} new, {r.updated} updated", highlight=False)
+    for row, written, stored in r.padded:
+        console.print(f"  row {row}: unit code {written} read as {stored} (leading zeros restored)", highlight=False)
+
+
+def operator() -> str:
+    """Who runs an import from the command line (kept with what it writes)."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"

@@ -82,3 +82,25 @@ def get_unit(conn: Connection, structure: str, code: str, geometry: str = "full"
         {"s": structure, "c": code},
     ).first()
     return _feature(row, True) if row else None
+
+
+def resolve_codes(conn: Connection, structure: str, given: list[str]) -> dict[str, list[str]]:
+    """The units of ``structure`` each given code may mean: itself, or itself zero-padded to a level's width.
+
+    Spreadsheets drop leading zeros ("4" for district "004", "1" for "01"),
+    so a code that is not a unit as written is padded to 2, 3 and 5 digits;
+    the caller accepts exactly one candidate and refuses none or several.
+
+    Example (needs a database)::
+
+        resolve_codes(conn, "pre2025", ["42", "4", "1"])
+        # {'42': ['42'], '4': ['004'], '1': ['01', '001', '00001']}
+    """
+    candidates = {g: [g] + [g.zfill(w) for w in (2, 3, 5) if g.isdigit() and len(g) < w] for g in given}
+    every = sorted({c for cs in candidates.values() for c in cs})
+    known = set(conn.execute(text("SELECT code FROM admin_unit WHERE structure = :s AND code = ANY(:codes)"),
+                             {"s": structure, "codes": every}).scalars())
+    out = {}
+    for g, cs in candidates.items():
+        out[g] = [g] if g in known else list(dict.fromkeys(c for c in cs[1:] if c in known))
+    return out

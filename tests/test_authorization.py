@@ -217,6 +217,19 @@ def counts_lack_commune(r, w) -> bool:
     return r.status_code == 200 and not any(x["code"] == w.commune["code"] for x in r.json()["units"])
 
 
+def put_target(w, u):
+    body = [{"unit_code": "42", "structure": "2025", "year": YEAR, "indicator": "departures", "kind": "minimum", "value": 100}]
+    return w.client.put("/api/v1/targets", json=body, headers=bearer(u) if u else {})
+
+
+def features_have_commune(r, w) -> bool:
+    return r.status_code == 200 and any(f["properties"]["code"] == w.commune["code"] for f in r.json()["features"])
+
+
+def features_lack_commune(r, w) -> bool:
+    return r.status_code == 200 and not any(f["properties"]["code"] == w.commune["code"] for f in r.json()["features"])
+
+
 def sign_in(w, u):
     return w.client.post("/api/v1/auth/token", data={"username": f"nobody-{secrets.token_hex(4)}", "password": "not a password"})
 
@@ -259,6 +272,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/subjects/export"): Case(post_export, listed("record_id"), not_listed("record_id")),
     ("POST", "/api/v1/subjects/erase"): Case(post_erase, lambda r, w: r.erased_here,
                                              lambda r, w: r.status_code == 200 and r.json()["erased_records"] == []),
+    ("GET", "/api/v1/targets"): Case(get("/api/v1/targets", structure="2025", unit="42"), ok, lambda r, w: r.json() == []),
+    ("PUT", "/api/v1/targets"): Case(put_target, ok, lambda r, w: r.status_code == 403),
+    ("GET", "/api/v1/layers/coverage"): Case(get("/api/v1/layers/coverage", structure="2025", level="commune", year=YEAR,
+                                                 geometry="false"), features_have_commune, features_lack_commune),
     ("HEAD", "/openrosa/submission"): same(odk_head),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }
