@@ -19,6 +19,7 @@ from api.routers import (
     auth,
     break_glass,
     health,
+    incidents,
     layers,
     locate,
     openrosa,
@@ -65,7 +66,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers):
+                   subjects, break_glass, targets, layers, incidents):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

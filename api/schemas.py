@@ -316,3 +316,106 @@ class CoverageCollection(Out):
     caveats: list[str]
     suppressed_below: int | None
     features: list[CoverageFeature]
+
+
+# -- incidents -----------------------------------------------------------------------------
+class IncidentCreated(Out):
+    incident_id: str
+
+
+class IncidentProperties(Out):
+    incident_id: str
+    type: str
+    occurred_on: dt.date
+    persons_affected: int = Field(description="How many persons were affected (a count: never a name)")
+    status: str
+    source: str
+    structure: str
+    commune_code: str
+    commune_name: str | None
+    province_code: str
+    located_by: Literal["point", "commune"] = Field(description="Reported with a point, or only with a commune (shown at its centre)")
+
+
+class IncidentFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: IncidentProperties
+
+
+class IncidentCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["incidents"] = "incidents"
+    period: str
+    numberReturned: int  # noqa: N815
+    features: list[IncidentFeature]
+
+
+class IncidentCountProperties(Out):
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geom_quality: str | None
+    period: str
+    incidents: int | None
+    persons_affected: int | None
+    suppressed: list[str]
+
+
+class IncidentCountFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: IncidentCountProperties
+
+
+class IncidentCountCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["incident-counts"] = "incident-counts"
+    structure: str
+    level: str
+    period: str
+    suppressed_below: int | None
+    method: str
+    features: list[IncidentCountFeature]
+
+
+# -- hot spots -----------------------------------------------------------------------------
+class HotspotProperties(Out):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    code: str
+    name: str
+    incidents: int | None = Field(description="Incidents in the unit (null where hidden for your role)")
+    rate: float | None = Field(default=None, description="Empirical Bayes rate per person, where rates were used")
+    z: float | None = Field(description="Gi* z-score (officers and police; null for roles that see classes only)")
+    p: float | None = Field(description="Pseudo p-value from the permutations")
+    p_fdr: float | None = Field(description="p-value corrected by Benjamini-Hochberg")
+    klass: str = Field(alias="class", serialization_alias="class")
+    geom_quality: str | None
+    suppressed: list[str] = Field(default_factory=list)
+
+
+class HotspotFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: HotspotProperties
+
+
+class HotspotCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["hotspots"] = "hotspots"
+    view: Literal["units", "hexagons"]
+    structure: str
+    level: str
+    period: str
+    statistic: str
+    weights: str
+    inference: str
+    permutations: int
+    seed: int
+    caveats: list[str]
+    features: list[HotspotFeature]

@@ -62,6 +62,9 @@ def run_seed() -> None:
         f"abolished district polygons dissolved into successors: "
         + ", ".join(f"{a}->{b}" for a, b in sorted(result.merged_districts.items()))
     )
+    if result.approximate_provinces:
+        console.print(f"approximate province polygons (no openly licensed official one): {', '.join(result.approximate_provinces)} "
+                      "(Quảng Ninh: Natural Earth, public domain; marked approximate)")
 
 
 def run_approximation(structures: list[Structure]) -> None:
@@ -72,5 +75,5 @@ def run_approximation(structures: list[Structure]) -> None:
         console.print(
             f"{r.structure}: {r.with_cell} of {r.communes} communes have an approximate polygon; "
             f"{r.official_kept} official kept; {r.seeds_moved} centres moved inside their parent; "
-            f"{r.without_region} without any parent polygon (e.g. Quảng Ninh, whose boundary is missing)"
+            f"{r.without_region} without any parent polygon"
         )

@@ -10,6 +10,8 @@ from rich.table import Table
 
 from cli.output import console, fail, progress_bar
 from etl.boundaries import BoundaryFields, BoundaryImportError, import_boundaries
+from etl.incidents import import_incidents
+from etl.population import import_population
 from etl.surveys import SurveyImportError, import_surveys
 from etl.tables import TableImportError
 from etl.targets import import_targets
@@ -88,3 +90,26 @@ def operator() -> str:
     import getpass
 
     return f"cli:{getpass.getuser()}"
+
+
+@app.command("incidents")
+def incidents(path: Annotated[Path, typer.Argument(
+        help="CSV or XLSX: incident_id, type, occurred_on, lon, lat or commune_code, persons_affected, status, source")]) -> None:
+    """Import incidents (a count of persons affected, never a name); all rows or none; the same incident_id again updates."""
+    try:
+        with get_engine().begin() as conn:
+            r = import_incidents(conn, path, who=operator())
+    except TableImportError as exc:
+        fail(str(exc))
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} incidents, {r.inserted} new, {r.updated} updated", highlight=False)
+
+
+@app.command("population")
+def population(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code, structure, year, population (and/or households)")]) -> None:
+    """Import population per unit and year (the denominators of incident rates); all rows or none."""
+    try:
+        with get_engine().begin() as conn:
+            r = import_population(conn, path)
+    except TableImportError as exc:
+        fail(str(exc))
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} units", highlight=False)

@@ -25,6 +25,7 @@ from geodata.db import get_engine
 from geodata.reference_data import REFERENCE_DIR
 from geodata.scopes import refresh_scopes
 from geodata.structures import Level, Structure
+from geodata.unit_geometry import refresh_unit_geometry
 
 CODE_LISTS = {
     Structure.pre2025: ("vn_old_units_20250301.csv", {"1": "province", "2": "district", "3": "commune"}),
@@ -41,6 +42,7 @@ class SeedResult:
     units: dict[str, dict[str, int]] = field(default_factory=dict)
     polygons: dict[str, dict[str, int]] = field(default_factory=dict)
     merged_districts: dict[str, str] = field(default_factory=dict)
+    approximate_provinces: list[str] = field(default_factory=list)
     crosswalk_links: int = 0
     centres: int = 0
 
@@ -130,6 +132,34 @@ def load_reference_polygons(conn: Connection, progress: Progress | None = None) 
     return merged
 
 
+APPROXIMATE_PROVINCES = {"vn_quang_ninh_approx.gpkg": "Natural Earth 1:10m land (public domain) minus the neighbouring provinces"}
+
+
+def load_approximate_provinces(conn: Connection) -> list[str]:
+    """Give provinces that the polygon source lacks an approximate polygon (Quảng Ninh), marked as such.
+
+    An official polygon imported since is never replaced. Returns the codes given a polygon.
+    """
+    loaded = []
+    for filename, how in APPROXIMATE_PROVINCES.items():
+        gdf = gpd.read_file(REFERENCE_DIR / filename).to_crs(4326)
+        for row in gdf.itertuples():
+            done = conn.execute(text("""
+                UPDATE admin_unit SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(:wkb, 4326)), 3)),
+                       geom_quality = 'approximate', geom_source = :source
+                WHERE structure = 'pre2025' AND code = :code AND level = 'province'
+                  AND geom_quality IS DISTINCT FROM 'official'
+                RETURNING code"""), {"wkb": row.geometry.wkb, "code": row.code, "source": f"approximate: {how} ({filename})"}).scalar()
+            if done:
+                loaded.append(done)
+    if loaded:
+        conn.execute(text("CREATE TEMP TABLE approx_province ON COMMIT DROP AS SELECT unnest(CAST(:c AS text[])) AS code"),
+                     {"c": loaded})
+        refresh_unit_geometry(conn, Structure.pre2025, codes_from="approx_province")
+        conn.execute(text("DROP TABLE approx_province"))
+    return loaded
+
+
 def load_crosswalk(conn: Connection) -> int:
     """Load old -> new links of provinces and communes (shares refined later)."""
     rows = []
@@ -163,10 +193,12 @@ def union_2025_provinces(conn: Connection) -> int:
     return conn.execute(
         text(
             """
-            UPDATE admin_unit n SET geom = u.geom, geom_quality = 'official',
+            UPDATE admin_unit n SET geom = u.geom, geom_quality = u.quality,
                    geom_source = 'union of pre2025 provinces ' || u.olds
             FROM (
                 SELECT c.new_code, string_agg(o.code, ',' ORDER BY o.code) AS olds,
+                       -- approximate if any part is (Quảng Ninh)
+                       CASE WHEN bool_or(o.geom_quality = 'approximate') THEN 'approximate' ELSE 'official' END AS quality,
                        ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Union(o.geom)), 3)) AS geom
                 FROM unit_crosswalk c
                 JOIN admin_unit o ON o.structure = c.old_structure AND o.code = c.old_code
@@ -209,12 +241,12 @@ def seed_reference(progress: Progress | None = None) -> SeedResult:
         # {'province': 34, 'commune': 3321}
     """
     from etl.boundaries import units_with_geometry
-    from geodata.unit_geometry import refresh_unit_geometry
 
     result = SeedResult()
     with get_engine().begin() as conn:
         result.units = load_code_lists(conn)
         result.merged_districts = load_reference_polygons(conn, progress)
+        result.approximate_provinces = load_approximate_provinces(conn)
         result.crosswalk_links = load_crosswalk(conn)
         union_2025_provinces(conn)
         refresh_unit_geometry(conn, Structure.v2025)

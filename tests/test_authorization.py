@@ -49,6 +49,7 @@ class World:
     record_id: str
     quarantine_id: int
     national_id: str
+    incident_id: str = ""
     made: list[str] = field(default_factory=list)
 
     def store(self, payload: dict, sender: str) -> str:
@@ -65,6 +66,18 @@ class World:
             (o,) = ingest(conn, [Incoming(json.dumps(bad, ensure_ascii=False), bad)], source="test", sender=Sender(sender))
         assert o.status == "rejected"
         return o.quarantine_id
+
+    def incidents(self) -> str:
+        """Forty incidents in province 42 (enough for a hot-spot map), one of them in commune A; returns its id."""
+        tag = secrets.token_hex(3)
+        with self.engine.begin() as conn:
+            conn.execute(text("""
+                INSERT INTO incident (province_code, incident_id, type, occurred_on, geom, structure, commune_code, status, source)
+                SELECT '42', :tag || '-' || row_number() OVER (ORDER BY code), 'illegal_brokerage', CURRENT_DATE - 3,
+                       ST_Centroid(geom), '2025', code, 'reported', 'matrix (synthetic)'
+                FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL
+                ORDER BY code <> :a, code LIMIT 40"""), {"tag": tag, "a": self.commune["code"]})
+        return f"{tag}-1"
 
     def fresh_person(self) -> str:
         """A new record in commune A with a new national ID; returns the ID."""
@@ -107,6 +120,7 @@ def world(seeded_url, accounts, commune) -> World:
         w = World(client, engine, commune, other, users, record, "", 0, nid)
         w.record_id = w.store(record, users["surveyor", "in"].name)
         w.quarantine_id = w.quarantined(users["surveyor", "in"].name)
+        w.incident_id = w.incidents()
         yield w
 
 
@@ -230,6 +244,22 @@ def features_lack_commune(r, w) -> bool:
     return r.status_code == 200 and not any(f["properties"]["code"] == w.commune["code"] for f in r.json()["features"])
 
 
+def post_incident(w, u):
+    # Near the surveyed person's point, not on it (the police test looks for that point in every answer).
+    body = {"type": "recruitment_fraud", "occurred_on": dt.date.today().isoformat(), "lon": w.commune["lon"] + 0.0003,
+            "lat": w.commune["lat"] + 0.0003, "persons_affected": 3, "source": "matrix (synthetic)"}
+    return w.client.post("/api/v1/incidents", json=body, headers=bearer(u) if u else {})
+
+
+def hotspots_have_commune(r, w) -> bool:
+    return features_have_commune(r, w) and any(f["properties"]["class"] for f in r.json()["features"])
+
+
+def hotspots_lack_commune(r, w) -> bool:
+    too_few = r.status_code == 422 and "at least 30" in r.text
+    return too_few or features_lack_commune(r, w)
+
+
 def sign_in(w, u):
     return w.client.post("/api/v1/auth/token", data={"username": f"nobody-{secrets.token_hex(4)}", "password": "not a password"})
 
@@ -276,6 +306,13 @@ CASES: dict[tuple[str, str], Case] = {
     ("PUT", "/api/v1/targets"): Case(put_target, ok, lambda r, w: r.status_code == 403),
     ("GET", "/api/v1/layers/coverage"): Case(get("/api/v1/layers/coverage", structure="2025", level="commune", year=YEAR,
                                                  geometry="false"), features_have_commune, features_lack_commune),
+    ("POST", "/api/v1/incidents"): Case(post_incident, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
+    ("GET", "/api/v1/layers/incidents"): Case(get("/api/v1/layers/incidents", limit=50000), listed("incident_id"),
+                                              not_listed("incident_id")),
+    ("GET", "/api/v1/layers/incident-counts"): Case(get("/api/v1/layers/incident-counts", level="commune", geometry="false"),
+                                                    features_have_commune, features_lack_commune),
+    ("GET", "/api/v1/layers/hotspots"): Case(get("/api/v1/layers/hotspots", level="commune", geometry="false", permutations=99),
+                                             hotspots_have_commune, hotspots_lack_commune),
     ("HEAD", "/openrosa/submission"): same(odk_head),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }

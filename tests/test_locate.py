@@ -1,6 +1,7 @@
 """Locate: the units covering a point, in the structure valid on a date."""
 
 import datetime as dt
+import itertools
 
 import pytest
 from sqlalchemy import text
@@ -83,3 +84,13 @@ def test_api_locate(client):
         assert r.json()["detail"][0]["loc"][0] == "query"
     r = client.get("/api/v1/locate", params={"lon": 105.85, "lat": 21.03, "date": "1999-01-01"})
     assert r.status_code == 404 and "no boundary structure" in r.json()["detail"]
+
+
+def test_no_hole_in_the_national_map_at_quang_ninh(client):
+    """Hạ Long and Uông Bí: located in Quảng Ninh in both structures, in an approximate commune."""
+    for (lon, lat), date in itertools.product([(107.05, 20.96), (106.79, 21.04)], ("2024-06-30", "2026-03-01")):
+        r = client.get("/api/v1/locate", params={"lon": lon, "lat": lat, "date": date})
+        assert r.status_code == 200, r.text
+        loc = r.json()
+        assert loc["province"]["code"] == "22" and loc["province"]["geom_quality"] == "approximate"
+        assert loc["commune"] is not None and loc["commune"]["geom_quality"] == "approximate"

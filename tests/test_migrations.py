@@ -7,7 +7,7 @@ from tests.helpers import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "user_scope_unit", "refresh_token", "target", "recruiter", "recruitment_event", "incident",
-          "data_version"}
+          "data_version", "unit_population"}
 HEAD = "0014"
 
 

@@ -46,9 +46,15 @@ def test_reference_polygons_loaded_and_marked_official(seeded):
                 text("SELECT level, count(*) FROM admin_unit WHERE structure = 'pre2025' AND geom_quality = 'official' GROUP BY level")
             ).all()
         )
-        assert rows["province"] == 62  # Quảng Ninh is missing from the source
+        assert rows["province"] == 62  # Quảng Ninh is missing from the source...
         assert rows["district"] >= 680
-        assert conn.execute(text("SELECT geom FROM admin_unit WHERE structure = 'pre2025' AND code = '22'")).scalar() is None
+        # ... and has an approximate polygon instead, in both structures, said to be approximate.
+        for structure in ("pre2025", "2025"):
+            quality, source, area = conn.execute(text(
+                "SELECT geom_quality, geom_source, ST_Area(geom::geography) / 1e6 FROM admin_unit WHERE structure = :s AND code = '22'"),
+                {"s": structure}).one()
+            assert quality == "approximate" and 5000 < area < 6500, (structure, quality, area)
+            assert "Natural Earth" in source or "union of pre2025 provinces 22" in source
         invalid = conn.execute(text("SELECT count(*) FROM admin_unit WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)")).scalar()
         assert invalid == 0
         # Abolished district codes are not units; their polygons went to a successor.
@@ -71,8 +77,8 @@ def test_2025_provinces_are_unions_of_their_old_provinces(seeded):
                 """
             )
         ).all()
-        assert len(rows) == 33  # all but Quảng Ninh
-        assert sum(r.olds for r in rows) == 62
+        assert len(rows) == 34  # Quảng Ninh too, approximate
+        assert sum(r.olds for r in rows) == 63
         for r in rows:
             assert r.diff / r.new_area < 1e-6, r.code
         # Hà Tĩnh (42) and Nghệ An (40) stay separate; Hà Giang (02) went into Tuyên Quang (08).

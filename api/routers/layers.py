@@ -15,11 +15,13 @@ from fastapi import APIRouter, Depends, Query
 
 from api.access import Allow, reader_for
 from api.deps import AuthUser, DbConn
-from api.schemas import CoverageCollection
+from api.schemas import CoverageCollection, HotspotCollection, IncidentCollection, IncidentCountCollection
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.structures import LEVELS, Level, Structure
 from maps.coverage import STATUS_LABELS, CoverageLayer, coverage_by_unit, parse_period, suppressed_departures, survey_coverage_by_unit
+from maps.hotspots import HotspotRequest, hexagon_geometries, hotspots, parse_dates
+from maps.incidents import IncidentFilter, incident_counts, incident_points
 from maps.suppression import suppression_k
 
 router = APIRouter(prefix="/api/v1/layers", tags=["layers"])
@@ -107,3 +109,123 @@ def coverage(
                                  method=classification, classes=classes, actuals=actuals, with_geometry=geometry,
                                  today=dt.date.today())
     return coverage_collection(layer, view, k, lang)
+
+
+# -- incidents and hot spots -------------------------------------------------------------------
+POINT_READERS = Allow(Role.officer, Role.police_analyst, limit="area")
+PointReader = Annotated[AuthUser, Depends(POINT_READERS)]
+AGGREGATE_READERS = Allow(Role.officer, Role.police_analyst, Role.leader, Role.planner, limit="area")
+AggregateReader = Annotated[AuthUser, Depends(AGGREGATE_READERS)]
+IncidentType = Literal["illegal_brokerage", "recruitment_fraud", "trafficking", "irregular_departure", "other"]
+DateFrom = Annotated[dt.date | None, Query(alias="from", description="First day (default: a year before `to`)")]
+DateTo = Annotated[dt.date | None, Query(alias="to", description="Last day (default: today)")]
+Types = Annotated[list[IncidentType] | None, Query(description="Incident types (default: all)")]
+Statuses = Annotated[list[Literal["reported", "verified", "closed"]] | None, Query(description="Statuses (default: all)")]
+
+
+def incident_k(role: Role) -> int | None:
+    """Incident aggregates are hidden below k for roles that do not see the incidents themselves.
+
+    Police analysts and officers see every incident of their area as a point,
+    so counts of them hide nothing from them; leaders and planners get the
+    counts suppressed.
+    """
+    return None if role in (Role.officer, Role.police_analyst) else suppression_k(role)
+
+
+def unit_geometries(conn, structure: str, codes: list[str]) -> dict[str, dict]:
+    import json
+
+    from sqlalchemy import text
+
+    rows = conn.execute(text("SELECT code, ST_AsGeoJSON(geom_web, 5) FROM admin_unit WHERE structure = :s AND code = ANY(:c)"),
+                        {"s": structure, "c": codes}).all()
+    return {code: json.loads(g) for code, g in rows if g}
+
+
+@router.get("/incidents", response_model=IncidentCollection)
+def incidents(conn: DbConn, user: PointReader, date_from: DateFrom = None, date_to: DateTo = None, types: Types = None,
+              statuses: Statuses = None, limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000) -> dict:
+    """Incidents of your area, each at its point (or its commune's centre where only the commune was reported)."""
+    start, end = parse_dates(date_from, date_to)
+    flt = IncidentFilter(start, end, tuple(types or ()), tuple(statuses or ()))
+    features = incident_points(conn, flt, reader_for(user, POINT_READERS.limit), limit)
+    return {"type": "FeatureCollection", "layer": "incidents", "period": f"{start}/{end}", "numberReturned": len(features),
+            "features": features}
+
+
+@router.get("/incident-counts", response_model=IncidentCountCollection)
+def incident_count_layer(conn: DbConn, user: AggregateReader, structure: Structure = Structure.v2025,
+                         level: Level = Level.province, parent: ParentQuery = None, date_from: DateFrom = None,
+                         date_to: DateTo = None, types: Types = None, statuses: Statuses = None, geometry: bool = True) -> dict:
+    """Incidents and persons affected per unit of your area; small counts hidden for leaders and planners."""
+    from sqlalchemy import text
+
+    from geodata.scopes import scope_condition
+
+    check_level(structure, level)
+    start, end = parse_dates(date_from, date_to)
+    k = incident_k(user.role)
+    rows = incident_counts(conn, structure.value, IncidentFilter(start, end, tuple(types or ()), tuple(statuses or ())), k)
+    reader = reader_for(user, AGGREGATE_READERS.limit)
+    codes = list(conn.execute(text(f"""SELECT u.code FROM admin_unit u WHERE u.structure = :s AND u.level = :l
+            AND (CAST(:parent AS text) IS NULL OR u.parent_code = :parent OR u.code = :parent)
+            AND (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("u.code", "u.structure")}) ORDER BY u.code"""),
+        {"s": structure.value, "l": level.value, "parent": parent, **reader.params()}).scalars())
+    shapes = unit_geometries(conn, structure.value, codes) if geometry else {}
+    features = []
+    for code in codes:
+        r = rows[code]
+        features.append({"type": "Feature", "id": f"{structure.value}:{code}", "geometry": shapes.get(code), "properties": {
+            "code": code, "name": r.unit_name, "level": r.level, "parent_code": r.parent_code, "geom_quality": r.geom_quality,
+            "period": r.period, "incidents": r.values["incidents"], "persons_affected": r.values["persons_affected"],
+            "suppressed": sorted(r.suppressed)}})
+    return {"type": "FeatureCollection", "layer": "incident-counts", "structure": structure.value, "level": level.value,
+            "period": f"{start}/{end}", "suppressed_below": k,
+            "method": "incidents by date of occurrence, each placed in the asked structure by its point (else its commune "
+                      "through the crosswalk); small counts hidden across the whole country with complementary suppression",
+            "features": features}
+
+
+@router.get("/hotspots", response_model=HotspotCollection)
+def hotspot_layer(
+    conn: DbConn,
+    user: AggregateReader,
+    structure: Structure = Structure.v2025,
+    level: Level = Level.commune,
+    parent: ParentQuery = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    types: Types = None,
+    permutations: Annotated[int, Query(ge=99, le=9999)] = 999,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 12345,
+    view: Literal["units", "hexagons"] = "units",
+    hexagon_m: Annotated[int, Query(ge=500, le=100_000, description="Hexagon size in metres (view=hexagons)")] = 5000,
+    geometry: bool = True,
+) -> dict:
+    """Hot and cold spots of incidents: Getis-Ord Gi*, conditional permutations, FDR-corrected (see the answer's method).
+
+    Fewer than 30 units or 30 incidents is refused with 422 saying which filter to widen.
+    """
+    check_level(structure, level)
+    start, end = parse_dates(date_from, date_to)
+    req = HotspotRequest(structure.value, level.value, parent, IncidentFilter(start, end, tuple(types or ())), permutations, seed,
+                         view, hexagon_m)
+    layer = hotspots(conn, req, reader_for(user, AGGREGATE_READERS.limit))
+    k = incident_k(user.role)
+    classes_only = k is not None
+    shapes = (hexagon_geometries(layer) if view == "hexagons" else unit_geometries(conn, structure.value, [r.code for r in layer.rows])) \
+        if geometry else {}
+    features = []
+    for r in layer.rows:
+        hidden = classes_only and r.incidents < k  # a zero is hidden like a small count
+        features.append({"type": "Feature", "id": r.code, "geometry": shapes.get(r.code), "properties": {
+            "code": r.code, "name": r.name, "incidents": None if hidden else r.incidents,
+            "rate": None if classes_only else r.rate,
+            # z and p are functions of the counts: with the weights, they would give the counts back.
+            "z": None if classes_only else round(r.z, 4), "p": None if classes_only else round(r.p, 4),
+            "p_fdr": None if classes_only else round(r.p_fdr, 4), "class": r.klass, "geom_quality": r.geom_quality,
+            "suppressed": ["incidents"] if hidden else []}})
+    return {"type": "FeatureCollection", "layer": "hotspots", "view": view, "structure": structure.value, "level": level.value,
+            "period": f"{start}/{end}", "statistic": layer.statistic, "weights": layer.weights, "inference": layer.inference,
+            "permutations": permutations, "seed": seed, "caveats": layer.caveats, "features": features}

@@ -7,6 +7,8 @@
   held seminars, counselling and selections.
 - ``incident``: reports of illegal brokerage, fraud, trafficking, irregular
   departure; a count of persons affected, never a name.
+- ``unit_population``: a denominator (people, households) per unit and
+  year, for incident rates.
 - ``data_version``: a counter per kind of data, bumped by statement-level
   triggers, so that cached layers and tiles know when they are stale.
 
@@ -24,7 +26,7 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-VERSIONED = ("target", "recruiter", "recruitment_event", "incident", "admin_unit")
+VERSIONED = ("target", "recruiter", "recruitment_event", "incident", "admin_unit", "unit_population")
 
 
 def upgrade() -> None:
@@ -115,6 +117,16 @@ def upgrade() -> None:
         -- import that moves an incident to another province deletes the old row in the same statement.
         CREATE INDEX incident_id ON incident (incident_id);
         CREATE INDEX incident_commune ON incident (structure, commune_code, occurred_on);
+        CREATE TABLE unit_population (
+            structure   text NOT NULL REFERENCES boundary_structure (name),
+            unit_code   text NOT NULL,
+            year        smallint NOT NULL CHECK (year BETWEEN 2000 AND 2100),
+            population  integer CHECK (population >= 0),
+            households  integer CHECK (households >= 0),
+            source      text NOT NULL,
+            PRIMARY KEY (structure, unit_code, year),
+            FOREIGN KEY (structure, unit_code) REFERENCES admin_unit (structure, code)
+        );
         -- Coverage counts a year's departures by their departure date.
         CREATE INDEX survey_record_departures ON survey_record (departure_date) WHERE kind = 'departure';
         """
@@ -129,5 +141,5 @@ def downgrade() -> None:
     for table in VERSIONED:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_data_version ON {table}")
     op.execute("DROP INDEX survey_record_departures")
-    op.execute("DROP TABLE incident, recruitment_event, recruiter, target, data_version")
+    op.execute("DROP TABLE unit_population, incident, recruitment_event, recruiter, target, data_version")
     op.execute("DROP FUNCTION bump_data_version()")

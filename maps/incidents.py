@@ -1,0 +1,109 @@
+"""The incidents layer: points for the police and officers of the area, aggregates for everyone else.
+
+Incidents hold no name, only a count of persons affected; still, where they
+are is enforcement information. Police analysts and officers see each
+incident of their area (its point, or its commune's when only the commune
+was reported); leaders and planners see counts per unit, small ones hidden.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geodata.scopes import Reader, scope_condition
+from maps.aggregates import AggregateRow
+from maps.placement import ancestors_sql, commune_in
+from maps.suppression import suppressed_cells
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents a layer shows: a date range (inclusive), types, statuses."""
+
+    start: dt.date
+    end: dt.date
+    types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "types": list(self.types) or None, "statuses": list(self.statuses) or None}
+
+
+FILTER_SQL = """i.occurred_on BETWEEN :start AND :end
+  AND (CAST(:types AS text[]) IS NULL OR i.type = ANY(CAST(:types AS text[])))
+  AND (CAST(:statuses AS text[]) IS NULL OR i.status = ANY(CAST(:statuses AS text[])))"""
+
+POINTS_SQL = f"""
+SELECT i.incident_id, i.type, i.occurred_on, i.persons_affected, i.status, i.source, i.structure, i.commune_code,
+       i.province_code, c.name AS commune_name, i.geom IS NOT NULL AS has_point,
+       ST_AsGeoJSON(coalesce(i.geom, ST_PointOnSurface(c.geom)), 6) AS geometry
+FROM incident i
+LEFT JOIN admin_unit c ON c.structure = i.structure AND c.code = i.commune_code
+WHERE {FILTER_SQL}
+  AND (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("i.commune_code", "i.structure")})
+ORDER BY i.occurred_on DESC, i.incident_id
+LIMIT :limit
+"""
+
+
+def incident_points(conn: Connection, flt: IncidentFilter, reader: Reader, limit: int = 10_000) -> list[dict[str, Any]]:
+    """Incidents of the reader's area as GeoJSON features (point, or the commune's point when none was given)."""
+    rows = conn.execute(text(POINTS_SQL), {**flt.params(), **reader.params(), "limit": limit}).mappings()
+    out = []
+    for r in rows:
+        props = {k: v for k, v in r.items() if k not in ("geometry", "has_point")}
+        props["occurred_on"] = r["occurred_on"].isoformat()
+        props["located_by"] = "point" if r["has_point"] else "commune"
+        out.append({"type": "Feature", "id": r["incident_id"], "geometry": json.loads(r["geometry"]) if r["geometry"] else None,
+                    "properties": props})
+    return out
+
+
+COUNTS_SQL = f"""
+WITH placed AS (
+    SELECT {commune_in(":structure", "i.structure", "i.commune_code", "i.geom")} AS commune, i.persons_affected
+    FROM incident i WHERE {FILTER_SQL}
+),
+per_commune AS (SELECT commune, count(*) AS n, sum(persons_affected) AS persons FROM placed WHERE commune IS NOT NULL GROUP BY 1),
+up AS ({ancestors_sql(":structure")})
+SELECT u.code, u.name, u.level, u.parent_code, u.geom_quality,
+       coalesce(sum(pc.n), 0)::int AS incidents, coalesce(sum(pc.persons), 0)::int AS persons_affected
+FROM admin_unit u
+LEFT JOIN up ON up.unit = u.code
+LEFT JOIN per_commune pc ON pc.commune = up.commune
+WHERE u.structure = :structure
+GROUP BY u.code, u.name, u.level, u.parent_code, u.geom_quality
+"""
+
+MEASURES = ("incidents", "persons_affected")
+
+
+def incident_counts(conn: Connection, structure: str, flt: IncidentFilter, k: int | None) -> dict[str, AggregateRow]:
+    """Incidents and persons affected per unit of the whole ``structure`` (every level), small counts hidden with ``k``.
+
+    Suppression runs on the whole country (so areas cannot be combined) with
+    each unit equal to the sum of its children, per measure.
+    """
+    rows = conn.execute(text(COUNTS_SQL), {"structure": structure, **flt.params()}).all()
+    period = f"{flt.start.isoformat()}/{flt.end.isoformat()}"
+    hidden: set[tuple[str, str]] = set()
+    if k is not None:
+        children: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            if r.parent_code:
+                children[r.parent_code].append(r.code)
+        counts = {(r.code, m): getattr(r, m) for r in rows for m in MEASURES}
+        relations = [((p, m), [(c, m) for c in kids]) for p, kids in children.items() for m in MEASURES]
+        hidden = suppressed_cells(counts, relations, k)
+    out = {}
+    for r in rows:
+        gone = frozenset(m for m in MEASURES if (r.code, m) in hidden)
+        values = {m: None if m in gone else getattr(r, m) for m in MEASURES}
+        out[r.code] = AggregateRow(r.code, r.name, r.level, r.parent_code, structure, period, values, gone, r.geom_quality)
+    return out
