@@ -419,3 +419,35 @@ class HotspotCollection(Out):
     seed: int
     caveats: list[str]
     features: list[HotspotFeature]
+
+
+class EmergingProperties(Out):
+    code: str
+    name: str
+    label: str = Field(description="new, consecutive, intensifying, persistent, diminishing, sporadic, oscillating or "
+                                   "historical hot (or cold) spot, or no pattern")
+    trend_z: float | None = Field(description="Mann-Kendall z of the unit's Gi* z-scores over the steps")
+    trend_p: float | None
+    hot_steps: int
+    cold_steps: int
+    final_class: Literal["hot", "cold", "not_significant"]
+    geom_quality: str | None
+
+
+class EmergingFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: EmergingProperties
+
+
+class EmergingCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["emerging-hotspots"] = "emerging-hotspots"
+    structure: str
+    level: str
+    step: Literal["month", "quarter"]
+    steps: list[str]
+    method: str
+    caveats: list[str]
+    features: list[EmergingFeature]

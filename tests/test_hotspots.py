@@ -163,3 +163,62 @@ def test_incidents_import_updates_by_id_and_refuses_bad_rows(seeded, nghe_an, tm
 def test_the_class_rule():
     assert [klass_of(z, p) for z, p in [(2, 0.001), (2, 0.04), (2, 0.09), (2, 0.2), (-2, 0.001), (-2, 0.06)]] == [
         "hot_99", "hot_95", "hot_90", "not_significant", "cold_99", "cold_90"]
+
+
+# -- emerging hot spots: one crafted series per label ----------------------------------------
+H, C, N = "hot", "cold", "none"
+
+
+def series(*steps):
+    return [s == H for s in steps], [s == C for s in steps]
+
+
+@pytest.mark.parametrize(("steps", "trend", "label"), [
+    ((N, N, N, N, N, N, H), (0.5, 0.6), "new hot spot"),
+    ((N, N, N, N, N, H, H), (1.0, 0.3), "consecutive hot spot"),
+    ((H,) * 10, (2.5, 0.01), "intensifying hot spot"),
+    ((H,) * 10, (0.4, 0.7), "persistent hot spot"),
+    ((H,) * 10, (-2.5, 0.01), "diminishing hot spot"),
+    ((N, H, N, H, N, N, H), (0.3, 0.8), "sporadic hot spot"),
+    ((C, N, H, N, N, N, H), (0.3, 0.8), "oscillating hot spot"),
+    ((H,) * 9 + (N,), (0.0, 1.0), "historical hot spot"),
+    ((N, N, N, N, N, N, C), (-0.5, 0.6), "new cold spot"),
+    ((N, N, N, N, N, N, N), (0.0, 1.0), "no pattern"),
+    ((H, N, N, N, N, N, N), (0.0, 1.0), "no pattern"),
+])
+def test_every_emerging_label_from_a_crafted_series(steps, trend, label):
+    from maps.emerging import emerging_label
+
+    hot, cold = series(*steps)
+    assert emerging_label(hot, cold, *trend) == label
+
+
+def test_mann_kendall_sees_a_trend_and_no_trend():
+    from maps.emerging import mann_kendall
+
+    up_z, up_p = mann_kendall([0.1, 0.5, 0.4, 1.2, 1.9, 2.2, 2.8, 3.5, 3.1, 4.0])
+    flat_z, flat_p = mann_kendall([1, -1, 1, -1, 1, -1, 1, -1, 1, -1])
+    assert up_z > 0 and up_p < 0.01 and flat_p > 0.5
+
+
+def test_the_emerging_layer_labels_a_cluster_that_appears(client, nghe_an, accounts, tmp_path):
+    """Quarterly 2021-2022: random scatter for six quarters, then the cluster in the last two."""
+    rng = random.Random(11)
+    rows, n = [], 0
+    for q in range(8):
+        day = dt.date(2021 + q // 4, 3 * (q % 4) + 1, 15)
+        for c in nghe_an["communes"]:
+            k = 10 if (q >= 6 and c["code"] in nghe_an["cluster"]) else (1 if rng.random() < 0.15 else 0)
+            for _ in range(k):
+                rows.append(incident("emerging", n, c, day))
+                n += 1
+    write_incidents(tmp_path / "emerging.csv", rows)
+    import_file(tmp_path / "emerging.csv")
+    r = client.get("/api/v1/layers/emerging-hotspots", params={"level": "commune", "parent": PROVINCE, "from": "2021-01-01",
+                                                               "to": "2022-12-31", "step": "quarter", "permutations": 499, "seed": 5},
+                   headers=accounts.headers("police_analyst", (PROVINCE,)))
+    assert r.status_code == 200, r.text
+    labels = {f["properties"]["code"]: f["properties"]["label"] for f in r.json()["features"]}
+    assert labels[nghe_an["centre"]] in ("consecutive hot spot", "new hot spot")
+    assert len(r.json()["steps"]) == 8 and "Mann-Kendall" in r.json()["method"]
+    assert any("little power below 10" in c for c in r.json()["caveats"])

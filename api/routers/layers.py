@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, Query
 
 from api.access import Allow, reader_for
 from api.deps import AuthUser, DbConn
-from api.schemas import CoverageCollection, HotspotCollection, IncidentCollection, IncidentCountCollection
+from api.schemas import CoverageCollection, EmergingCollection, HotspotCollection, IncidentCollection, IncidentCountCollection
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.structures import LEVELS, Level, Structure
 from maps.coverage import STATUS_LABELS, CoverageLayer, coverage_by_unit, parse_period, suppressed_departures, survey_coverage_by_unit
+from maps.emerging import check_step_range, emerging_hotspots
 from maps.hotspots import HotspotRequest, hexagon_geometries, hotspots, parse_dates
 from maps.incidents import IncidentFilter, incident_counts, incident_points
 from maps.suppression import suppression_k
@@ -229,3 +230,36 @@ def hotspot_layer(
     return {"type": "FeatureCollection", "layer": "hotspots", "view": view, "structure": structure.value, "level": level.value,
             "period": f"{start}/{end}", "statistic": layer.statistic, "weights": layer.weights, "inference": layer.inference,
             "permutations": permutations, "seed": seed, "caveats": layer.caveats, "features": features}
+
+
+@router.get("/emerging-hotspots", response_model=EmergingCollection)
+def emerging_layer(
+    conn: DbConn,
+    user: AggregateReader,
+    structure: Structure = Structure.v2025,
+    level: Level = Level.commune,
+    parent: ParentQuery = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    types: Types = None,
+    step: Literal["month", "quarter"] = "month",
+    permutations: Annotated[int, Query(ge=99, le=9999)] = 499,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 12345,
+    geometry: bool = True,
+) -> dict:
+    """How hot and cold spots developed: Gi* per time step, a Mann-Kendall trend per unit, and a label (rules in the answer)."""
+    check_level(structure, level)
+    start, end = parse_dates(date_from, date_to)
+    check_step_range(start, end)
+    layer = emerging_hotspots(conn, structure=structure.value, level=level.value, parent=parent,
+                              incidents=IncidentFilter(start, end, tuple(types or ())), step=step,
+                              reader=reader_for(user, AGGREGATE_READERS.limit), permutations=permutations, seed=seed)
+    classes_only = incident_k(user.role) is not None
+    shapes = unit_geometries(conn, structure.value, [r.code for r in layer.rows]) if geometry else {}
+    features = [{"type": "Feature", "id": r.code, "geometry": shapes.get(r.code), "properties": {
+        "code": r.code, "name": r.name, "label": r.label, "trend_z": None if classes_only else r.trend_z,
+        "trend_p": None if classes_only else r.trend_p, "hot_steps": r.hot_steps, "cold_steps": r.cold_steps,
+        "final_class": r.final_class, "geom_quality": r.geom_quality}} for r in layer.rows]
+    return {"type": "FeatureCollection", "layer": "emerging-hotspots", "structure": structure.value, "level": level.value,
+            "step": step, "steps": [f"{a}/{b}" for a, b in layer.steps], "method": layer.method, "caveats": layer.caveats,
+            "features": features}
