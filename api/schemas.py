@@ -451,3 +451,71 @@ class EmergingCollection(Out):
     method: str
     caveats: list[str]
     features: list[EmergingFeature]
+
+
+# -- recruiters ----------------------------------------------------------------------------
+class RecruiterProperties(Out):
+    licence_number: str
+    name: str
+    status: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    markets: list[str]
+    events: int = Field(description="Events in the period and in your area")
+    communes: int = Field(description="Communes it worked in (period, area)")
+    flags: int = Field(description="Events on a day its licence was not valid")
+
+
+class RecruiterFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None = Field(description="The head office")
+    properties: RecruiterProperties
+
+
+class RecruiterCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["recruiters"] = "recruiters"
+    period: str
+    features: list[RecruiterFeature]
+
+
+class ActivityFlag(Out):
+    flag: Literal["licence_not_valid", "not_in_register"]
+    event: str
+    occurred_on: dt.date
+    commune: str | None
+
+
+class ActivityProperties(Out):
+    actor: str = Field(description="Licence number, or name: <folded name> for an actor not in the register")
+    name: str
+    licence_number: str | None
+    registered: bool
+    events: int
+    attendees: int
+    communes: list[str]
+    area_method: str
+    flags: list[ActivityFlag]
+
+
+class ActivityFeature(Out):
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None = Field(description="The activity area (null with fewer than 3 events)")
+    properties: ActivityProperties
+
+
+class UnregisteredCluster(Out):
+    commune: str
+    actors: list[str]
+
+
+class ActivityCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    layer: Literal["recruiter-areas"] = "recruiter-areas"
+    structure: str
+    period: str
+    method: str
+    unregistered_clusters: list[UnregisteredCluster]
+    features: list[ActivityFeature]

@@ -12,6 +12,7 @@ from cli.output import console, fail, progress_bar
 from etl.boundaries import BoundaryFields, BoundaryImportError, import_boundaries
 from etl.incidents import import_incidents
 from etl.population import import_population
+from etl.recruiters import import_events, import_recruiters
 from etl.surveys import SurveyImportError, import_surveys
 from etl.tables import TableImportError
 from etl.targets import import_targets
@@ -113,3 +114,27 @@ def population(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code
     except TableImportError as exc:
         fail(str(exc))
     console.print(f"{r.path} (read as {r.read_as}): {r.rows} units", highlight=False)
+
+
+@app.command("recruiters")
+def recruiters(path: Annotated[Path, typer.Argument(
+        help="CSV or XLSX: licence_number, name, status, valid_from, valid_to, markets, lon, lat (head office)")]) -> None:
+    """Import the register of licensed recruitment enterprises; all rows or none; again updates by licence number."""
+    try:
+        with get_engine().begin() as conn:
+            r = import_recruiters(conn, path)
+    except TableImportError as exc:
+        fail(str(exc))
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} recruiters, {r.inserted} new, {r.updated} updated", highlight=False)
+
+
+@app.command("recruitment-events")
+def recruitment_events(path: Annotated[Path, typer.Argument(
+        help="CSV or XLSX: licence_number or actor_name, occurred_on, lon and lat or commune_code, kind, attendees [event_id]")]) -> None:
+    """Import recruitment events (seminars, counselling, selections); all rows or none; each event stored once."""
+    try:
+        with get_engine().begin() as conn:
+            r = import_events(conn, path)
+    except TableImportError as exc:
+        fail(str(exc))
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} events, {r.inserted} new, {r.updated} updated", highlight=False)

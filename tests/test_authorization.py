@@ -315,6 +315,8 @@ CASES: dict[tuple[str, str], Case] = {
                                              hotspots_have_commune, hotspots_lack_commune),
     ("GET", "/api/v1/layers/emerging-hotspots"): Case(get("/api/v1/layers/emerging-hotspots", level="commune", geometry="false",
                                                           permutations=99), features_have_commune, hotspots_lack_commune),
+    ("GET", "/api/v1/layers/recruiters"): same(get("/api/v1/layers/recruiters")),
+    ("GET", "/api/v1/layers/recruiter-areas"): same(get("/api/v1/layers/recruiter-areas")),
     ("HEAD", "/openrosa/submission"): same(odk_head),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }

@@ -197,7 +197,7 @@ def test_mann_kendall_sees_a_trend_and_no_trend():
     from maps.emerging import mann_kendall
 
     up_z, up_p = mann_kendall([0.1, 0.5, 0.4, 1.2, 1.9, 2.2, 2.8, 3.5, 3.1, 4.0])
-    flat_z, flat_p = mann_kendall([1, -1, 1, -1, 1, -1, 1, -1, 1, -1])
+    _, flat_p = mann_kendall([1, -1, 1, -1, 1, -1, 1, -1, 1, -1])
     assert up_z > 0 and up_p < 0.01 and flat_p > 0.5
 
 

@@ -15,7 +15,15 @@ from fastapi import APIRouter, Depends, Query
 
 from api.access import Allow, reader_for
 from api.deps import AuthUser, DbConn
-from api.schemas import CoverageCollection, EmergingCollection, HotspotCollection, IncidentCollection, IncidentCountCollection
+from api.schemas import (
+    ActivityCollection,
+    CoverageCollection,
+    EmergingCollection,
+    HotspotCollection,
+    IncidentCollection,
+    IncidentCountCollection,
+    RecruiterCollection,
+)
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.structures import LEVELS, Level, Structure
@@ -23,6 +31,7 @@ from maps.coverage import STATUS_LABELS, CoverageLayer, coverage_by_unit, parse_
 from maps.emerging import check_step_range, emerging_hotspots
 from maps.hotspots import HotspotRequest, hexagon_geometries, hotspots, parse_dates
 from maps.incidents import IncidentFilter, incident_counts, incident_points
+from maps.recruiters import UNREGISTERED_CLUSTER, recruiter_activity, register
 from maps.suppression import suppression_k
 
 router = APIRouter(prefix="/api/v1/layers", tags=["layers"])
@@ -262,4 +271,43 @@ def emerging_layer(
         "final_class": r.final_class, "geom_quality": r.geom_quality}} for r in layer.rows]
     return {"type": "FeatureCollection", "layer": "emerging-hotspots", "structure": structure.value, "level": level.value,
             "step": step, "steps": [f"{a}/{b}" for a, b in layer.steps], "method": layer.method, "caveats": layer.caveats,
+            "features": features}
+
+
+# -- recruiters ------------------------------------------------------------------------------
+@router.get("/recruiters", response_model=RecruiterCollection)
+def recruiters(conn: DbConn, user: AggregateReader, date_from: DateFrom = None, date_to: DateTo = None) -> dict:
+    """The recruiter register at the head offices, with each recruiter's events, communes and flags in your area."""
+    import json
+
+    start, end = parse_dates(date_from, date_to)
+    activity = recruiter_activity(conn, structure="2025", start=start, end=end, reader=reader_for(user, AGGREGATE_READERS.limit))
+    by_key = {a.key: a for a in activity.actors}
+    features = []
+    for r in register(conn):
+        a = by_key.get(r.licence_number)
+        features.append({"type": "Feature", "id": r.licence_number, "geometry": json.loads(r.geometry) if r.geometry else None,
+                         "properties": {"licence_number": r.licence_number, "name": r.name, "status": r.status,
+                                        "valid_from": r.valid_from, "valid_to": r.valid_to, "markets": r.markets,
+                                        "events": len(a.events) if a else 0, "communes": len(activity.communes.get(r.licence_number, [])),
+                                        "flags": sum(f["flag"] == "licence_not_valid" for f in activity.flags.get(r.licence_number, []))}})
+    return {"type": "FeatureCollection", "layer": "recruiters", "period": f"{start}/{end}", "features": features}
+
+
+@router.get("/recruiter-areas", response_model=ActivityCollection)
+def recruiter_areas(conn: DbConn, user: AggregateReader, structure: Structure = Structure.v2025, date_from: DateFrom = None,
+                    date_to: DateTo = None) -> dict:
+    """Per recruiter (and per unregistered actor): the communes it worked in, its activity area, and flags."""
+    start, end = parse_dates(date_from, date_to)
+    activity = recruiter_activity(conn, structure=structure.value, start=start, end=end,
+                                  reader=reader_for(user, AGGREGATE_READERS.limit))
+    features = [{"type": "Feature", "id": a.key, "geometry": activity.areas[a.key], "properties": {
+        "actor": a.key, "name": a.name, "licence_number": a.licence_number, "registered": a.registered, "events": len(a.events),
+        "attendees": sum(e.attendees or 0 for e in a.events), "communes": activity.communes[a.key],
+        "area_method": activity.area_method[a.key], "flags": activity.flags.get(a.key, [])}} for a in activity.actors]
+    return {"type": "FeatureCollection", "layer": "recruiter-areas", "structure": structure.value, "period": f"{start}/{end}",
+            "method": ("events in the period and your area; communes in the asked structure; activity areas: concave hull of the "
+                       "events, or a kernel density core where they are many; flags: events on a day the licence was not valid, "
+                       f"events by names not in the register, communes with {UNREGISTERED_CLUSTER} or more unregistered actors"),
+            "unregistered_clusters": [{"commune": c, "actors": names} for c, names in sorted(activity.unregistered_clusters.items())],
             "features": features}
