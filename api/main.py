@@ -28,6 +28,7 @@ from api.routers import (
     submissions,
     survey_page,
     targets,
+    tiles,
     units,
     users,
 )
@@ -66,7 +67,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents):
+                   subjects, break_glass, targets, layers, incidents, tiles):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

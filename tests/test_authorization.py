@@ -317,6 +317,11 @@ CASES: dict[tuple[str, str], Case] = {
                                                           permutations=99), features_have_commune, hotspots_lack_commune),
     ("GET", "/api/v1/layers/recruiters"): same(get("/api/v1/layers/recruiters")),
     ("GET", "/api/v1/layers/recruiter-areas"): same(get("/api/v1/layers/recruiter-areas")),
+    ("GET", "/tiles/units/{z}/{x}/{y}.mvt"): same(get("/tiles/units/6/50/28.mvt")),
+    ("GET", "/tiles/coverage/{z}/{x}/{y}.mvt"): same(get("/tiles/coverage/6/50/28.mvt", year=YEAR)),
+    ("GET", "/tiles/hotspots/{z}/{x}/{y}.mvt"): Case(get("/tiles/hotspots/6/50/28.mvt", permutations=99), ok,
+                                                     lambda r, w: r.status_code in (200, 422)),
+    ("GET", "/tiles/recruiters/{z}/{x}/{y}.mvt"): same(get("/tiles/recruiters/6/50/28.mvt")),
     ("HEAD", "/openrosa/submission"): same(odk_head),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }
