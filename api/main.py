@@ -18,10 +18,12 @@ from api.routers import (
     audit,
     auth,
     break_glass,
+    dashboard,
     health,
     incidents,
     layers,
     locate,
+    map_pages,
     openrosa,
     pages,
     subjects,
@@ -67,7 +69,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

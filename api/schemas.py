@@ -519,3 +519,37 @@ class ActivityCollection(Out):
     method: str
     unregistered_clusters: list[UnregisteredCluster]
     features: list[ActivityFeature]
+
+
+# -- dashboard -----------------------------------------------------------------------------
+class Words(Out):
+    vi: str
+    en: str
+
+
+class HeadlineNumber(Out):
+    key: str
+    label: Words
+    value: float | None = Field(description="Null where hidden (small counts) or not computable: see note")
+    note: str | None
+
+
+class PageLink(Out):
+    href: str
+    label: Words
+
+
+class AreaUnit(Out):
+    structure: str
+    code: str
+    name: str
+
+
+class Dashboard(Out):
+    username: str
+    role: str
+    area: list[AreaUnit]
+    date: dt.date
+    suppressed_below: int | None
+    numbers: list[HeadlineNumber]
+    links: list[PageLink]

@@ -9,10 +9,10 @@ def test_map_shows_units_search_and_locate(live_server, browser_page):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(live_server + "/")
     status = page.locator("#status")
-    status.filter(has_text="Toàn quốc: 33/34").wait_for(timeout=20000)
-    # The 33 provinces with a polygon are drawn.
+    status.filter(has_text="Toàn quốc: 34/34").wait_for(timeout=20000)
+    # All 34 provinces are drawn (Quảng Ninh approximate).
     drawn = page.evaluate("() => { let n = 0; layer.eachLayer(() => n++); return n; }")
-    assert drawn == 33
+    assert drawn == 34
     # Search without diacritics, pick the result: the province is drawn alone.
     page.fill("#q", "ha tinh")
     page.locator("#results li", has_text="Hà Tĩnh").first.click()
