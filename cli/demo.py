@@ -14,6 +14,7 @@ from cli.output import console, fail
 from cli.serve import HostOption, PortOption, check_server_secret, serve_app
 from etl.reference import reference_is_loaded
 from etl.sample import load_sample_surveys, sample_is_loaded
+from etl.sample_layers import load_sample_layers, sample_layers_loaded
 from geodata import migrate
 from geodata.db import get_engine, use_database
 from geodata.embedded import EmbeddedDatabaseError, EmbeddedPostgres, cluster_folder
@@ -59,12 +60,20 @@ def ensure_demo_accounts(data_dir: Path) -> Path:
 def load_demo_sample() -> None:
     """Load the synthetic sample survey records once."""
     with get_engine().begin() as conn:
+        n = None
         if sample_is_loaded(conn):
             console.print("sample survey records already loaded")
+        else:
+            with console.status("loading synthetic sample survey records"):
+                n = load_sample_surveys(conn)
+    if n is not None:
+        console.print(f"{n:,} synthetic sample survey records loaded (source 'sample (synthetic)')")
+    with get_engine().begin() as conn:
+        if sample_layers_loaded(conn):
             return
-        with console.status("loading synthetic sample survey records"):
-            n = load_sample_surveys(conn)
-    console.print(f"{n:,} synthetic sample survey records loaded (source 'sample (synthetic)')")
+        counts = load_sample_layers(conn)
+    console.print(f"targets from real plans and for the demo: {counts['targets']}; synthetic recruiters {counts.get('recruiters', 0)}, "
+                  f"recruitment events {counts.get('events', 0)}, incidents {counts.get('incidents', 0)} (source 'sample (synthetic)')")
 
 
 def demo(

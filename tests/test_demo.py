@@ -53,6 +53,7 @@ def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
     assert first.returncode == 0, first.stderr + first.stdout
     assert "Reference data loaded" in first.stdout and "have an approximate polygon" in first.stdout
     assert "synthetic sample survey records loaded" in first.stdout and "demo-police" in first.stdout
+    assert "synthetic recruiters 5, recruitment events 160, incidents 320" in first.stdout
 
     port = free_port()
     start = time.monotonic()
@@ -82,6 +83,15 @@ def test_demo_loads_once_serves_and_stops_its_cluster_on_ctrl_c(folder):
                            headers={"Authorization": f"Bearer {token}"}).json()["units"]
         shown = [u["all"]["count"] for u in counts if not u["all"]["suppressed"]]
         assert sum(shown) > 100 and any(u["all"]["suppressed"] for u in counts)
+        # Every map page has something to show on first start: targets, and a hot spot where the sample planted one.
+        coverage = httpx.get(f"http://127.0.0.1:{port}/api/v1/layers/coverage", params={"year": time.gmtime().tm_year},
+                             headers={"Authorization": f"Bearer {token}"}).json()
+        assert any(f["properties"]["target_lower"] for f in coverage["features"])
+        police = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
+                            data={"username": "demo-police", "password": accounts["demo-police"]}).json()["access_token"]
+        hot = httpx.get(f"http://127.0.0.1:{port}/api/v1/layers/hotspots", params={"level": "commune", "parent": "42"},
+                        headers={"Authorization": f"Bearer {police}"}, timeout=120).json()
+        assert any(f["properties"]["class"].startswith("hot") for f in hot["features"])
     finally:
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=60)
