@@ -98,11 +98,14 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response:
 async def refresh(body: RefreshRequest, response: Response) -> dict:
     """Exchange a refresh token for a new access and refresh token; the old refresh token stops working.
 
-    Presenting a refresh token that was already exchanged ends every session
-    of that sign-in (a copy of it may have been stolen): sign in again.
+    The same refresh token again within ``LABOUR_ATLAS_REFRESH_GRACE_SECONDS``
+    (60 s) gives the same new pair again, as long as the new refresh token has
+    not been used (the first answer was lost on the way). Later, presenting a
+    refresh token that was already exchanged ends every session of that
+    sign-in (a copy of it may have been stolen): sign in again.
     """
     result = await run_in_threadpool(_refresh, body.refresh_token)
-    if result.status == "ok":
+    if result.status in ("ok", "again"):
         _no_store(response)
         return result.tokens.as_response()
     reasons = {
