@@ -7,7 +7,7 @@ from tests.helpers import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "user_scope_unit", "refresh_token"}
-HEAD = "0009"
+HEAD = "0011"
 
 
 def tables(conn) -> set[str]:
