@@ -245,3 +245,12 @@ class SurveyCounts(Out):
     suppressed_below: int | None = Field(description="k: counts below it are hidden for your role (null: none hidden)")
     generated_at: dt.datetime
     units: list[UnitCounts]
+
+
+class AreaUnits(Out):
+    """The units of the signed-in user's area, both boundary structures, for the web form's offline commune search."""
+
+    version: str = Field(description="Changes whenever these units change (also the answer's ETag)")
+    current_structure: str | None = Field(description="The boundary structure in force today (Viet Nam's date)")
+    columns: list[str] = Field(description="What each row of units holds, in order")
+    units: list[list[str | None]]

@@ -169,7 +169,8 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 needed = (lambda df: pd.Series(True, index=df.index)) if every_kind else (lambda df, a=applies: df["kind"].isin(a))
                 if reason is not None:
                     # Blank is allowed when the reason for it is given.
-                    needed = (lambda df, n=needed, r=reason.name: n(df) & (df[r].isna() if r in df else True))
+                    def needed(df, n=needed, r=reason.name):
+                        return n(df) & (df[r].isna() if r in df else True)
                     message = FieldError.of("required_or_reason", f.name, reason=reason.name,
                                             choices=", ".join(defn.choice_values(reason.choices))).message
                 else:

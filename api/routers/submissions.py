@@ -25,6 +25,7 @@ from survey.ingest import (
     ingest,
     parse_payload,
 )
+from survey.messages import Lang
 from survey.quarantine import QuarantinedForm, list_quarantine, quarantined_form, resolve_quarantine
 from survey.records import (
     ReviewStatus,
@@ -33,7 +34,6 @@ from survey.records import (
     readable_duplicates,
     review_record,
 )
-from survey.messages import Lang
 from survey.schemas import FieldError, in_language, submission_model
 from survey.store import Sender
 

@@ -31,7 +31,6 @@ from sqlalchemy import Connection, text
 from api.security.tokens import create_access_token
 from geodata.settings import get_settings
 
-
 # Domain separation from the other uses of the server secret (ID hashes, JWTs).
 _SUCCESSOR_KEY_LABEL = b"labour-atlas/refresh-successor/v1"
 
