@@ -123,8 +123,44 @@ def unsent(page, n: int) -> None:
     page.locator("#unsent", has_text=f"Chưa gửi: {n}").wait_for(timeout=45000)
 
 
+# The page keeps its queue and small values in IndexedDB (database labour-atlas-survey: stores queue and kv).
+IDB_READ = """([store, key]) => new Promise((resolve, reject) => {
+  const open = indexedDB.open('labour-atlas-survey');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const db = open.result;
+    const req = key === null ? db.transaction(store).objectStore(store).getAll() : db.transaction(store).objectStore(store).get(key);
+    req.onsuccess = () => { db.close(); resolve(req.result === undefined ? null : req.result); };
+    req.onerror = () => { db.close(); reject(req.error); };
+  };
+})"""
+IDB_WRITE = """([key, value]) => new Promise((resolve, reject) => {
+  const open = indexedDB.open('labour-atlas-survey');
+  open.onsuccess = () => {
+    const db = open.result;
+    const t = db.transaction('kv', 'readwrite');
+    t.objectStore('kv').put(value, key);
+    t.oncomplete = () => { db.close(); new BroadcastChannel('labour-atlas-survey').postMessage(key); resolve(true); };
+    t.onerror = () => { db.close(); reject(t.error); };
+  };
+})"""
+
+
+def queued(page) -> list[dict]:
+    return page.evaluate(IDB_READ, ["queue", None])
+
+
 def queue_length(page) -> int:
-    return page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.queue') || '[]').length")
+    return len(queued(page))
+
+
+def stored(page, key: str):
+    return page.evaluate(IDB_READ, ["kv", f"labourAtlas.survey.{key}"])
+
+
+def store_value(page, key: str, value) -> None:
+    """Write a value as another tab of the page would (the page is told through its BroadcastChannel)."""
+    page.evaluate(IDB_WRITE, [f"labourAtlas.survey.{key}", value])
 
 
 # -- the spec -------------------------------------------------------------------------------------
@@ -262,9 +298,9 @@ def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_pa
     page.click("#save")
     unsent(page, 2)
     shot(page, "5-offline-2-unsent")
-    queued = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.queue')).map(i => i.payload)")
-    assert len(queued) == 2
-    for p in queued:
+    payloads = [i["payload"] for i in queued(page)]
+    assert len(payloads) == 2
+    for p in payloads:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p["instance_id"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", p["collected_at"])  # local time with its offset
         assert p["form_id"] == FORM.form_id and p["form_version"] == FORM.version and p["consent"] is True
@@ -272,12 +308,11 @@ def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_pa
     time.sleep(2)
     assert records_of(seeded, surveyor) == []
     # Days pass offline: the access token expires; the refresh token renews it when the signal returns.
-    before = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
-    page.evaluate("""() => { const s = JSON.parse(localStorage.getItem('labourAtlas.survey.session'));
-                             s.access_until = 0; localStorage.setItem('labourAtlas.survey.session', JSON.stringify(s)); }""")
+    before = stored(page, "session")
+    store_value(page, "session", before | {"access_until": 0})
     page.context.set_offline(False)
     rows = wait_for_records(seeded, surveyor, 2)
-    after = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
+    after = stored(page, "session")
     assert after["refresh"] != before["refresh"] and after["access"] != before["access"]  # renewed, rotated
     assert sorted(r["full_name"] for r in rows) == ["Nguyễn Thị Hồng Nhung", "Đặng Văn Hải"]
     unsent(page, 0)
@@ -386,7 +421,8 @@ def test_server_answers_conflict_and_rejection_are_shown_and_a_rejected_form_can
     conflict.wait_for(timeout=20000)
     rejected = page.locator(".notice.error", has_text="Máy chủ từ chối phiếu của Mùa A Dính")
     rejected.wait_for(timeout=20000)
-    assert "Xã/phường nơi khảo sát: unknown commune code 99999" in rejected.inner_text()
+    # In the form's language, from the server's message catalogue (not the API's English).
+    assert "Xã/phường nơi khảo sát: Không có xã/phường mã 99999" in rejected.inner_text()
     unsent(page, 0)
     shot(page, "8-server-errors")
     assert [r["birth_year"] for r in records_of(seeded, surveyor)] == [2000]

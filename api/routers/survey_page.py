@@ -26,7 +26,6 @@ from api.access import PUBLIC
 from api.caching import conditional
 from geodata.settings import get_settings
 from survey.definition import FORM
-from survey.messages import catalogue
 from survey.webform import webform_spec
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(PUBLIC)])
@@ -52,7 +51,6 @@ class WebForm(BaseModel):
 def _form_json(gps_accuracy_limit_m: float) -> bytes:
     spec = webform_spec(FORM)
     spec["rules"]["gps_accuracy_limit_m"] = gps_accuracy_limit_m
-    spec["messages"] = catalogue()
     return json.dumps(WebForm.model_validate(spec).model_dump(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
