@@ -252,7 +252,7 @@ def test_a_csv_row_without_gps_needs_its_reason(seeded, commune, tmp_path):
     assert tuple(row) == (commune["code"], "denied", True)
 
 
-@pytest.mark.parametrize("reason, location", [(None, None), ("indoors", None), ("indoors", "here"), ("lazy", None)])
+@pytest.mark.parametrize(("reason", "location"), [(None, None), ("indoors", None), ("indoors", "here"), ("lazy", None)])
 def test_batch_and_single_validation_agree_on_a_missing_location(commune, reason, location):
     p = aspirant(commune, location_missing_reason=reason)
     if location is None:
