@@ -367,7 +367,8 @@
       noteClock(r, sent);
       return r;
     } catch (e) {
-      setNet(navigator.onLine === false ? 'offline' : (e && e.name === 'AbortError' ? 'slow' : 'offline'));
+      // A lost or late answer while the phone has a network is a weak signal, not "no network".
+      setNet(navigator.onLine === false ? 'offline' : 'slow');
       throw e;
     } finally {
       if (timer) clearTimeout(timer);
