@@ -272,7 +272,7 @@
     const old = {};
     for (const k of Object.values(KEY)) {
       const v = lsLoad(k, undefined);
-      if (v !== undefined) old[k] = v;
+      if (v !== undefined && !(k === KEY.draft && v && v.at)) old[k] = v;  // a draft with `at` is this version's copy
     }
     if (!Object.keys(old).length) return;
     const queue = Array.isArray(old[KEY.queue]) ? old[KEY.queue] : [];
@@ -1021,8 +1021,18 @@
     }
     return values;
   }
+  // The draft goes to IndexedDB (on disk, for a phone that dies) and to localStorage, written at once (for a
+  // reload right after a change, before the IndexedDB write is done); the newer of the two is restored.
   function saveDraft() {
-    return store(KEY.draft, { values: collectAll(), resubmit: state.resubmit, collected_at: state.collectedAt });
+    const draft = { values: collectAll(), resubmit: state.resubmit, collected_at: state.collectedAt, at: Date.now() };
+    if (db) lsStore(KEY.draft, draft);
+    return store(KEY.draft, draft);
+  }
+  function newestDraft() {
+    const kept = load(KEY.draft, null);
+    const quick = db ? lsLoad(KEY.draft, null) : null;
+    if (quick && quick.at && (!kept || !kept.at || quick.at > kept.at)) return quick;
+    return kept;
   }
   function fill(values) {
     for (const f of spec.fields) setValue(f, values[f.name] === undefined ? null : values[f.name]);
@@ -1343,7 +1353,7 @@
     if (!spec) { fieldsEl.textContent = TEXT.loadFailed; return; }
     build();
     renderNotices();  // the server's errors, now said from the catalogue
-    const draft = load(KEY.draft, null);
+    const draft = newestDraft();
     if (draft && draft.values && draft.values.instance_id) {
       const cf = communeField();
       const keep = load(KEY.keep, {});
