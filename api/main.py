@@ -7,10 +7,14 @@ requires a secret to be set: no entry point serves without one.
 import gc
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Scope
 
+from api.caching import IMMUTABLE, REVALIDATE
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, RequestLog
 from api.routers import (
@@ -38,6 +42,21 @@ from geodata.logs import configure_logging
 from geodata.settings import get_settings
 
 STATIC = Path(__file__).parent / "static"
+# Text answers shorter than this gain nothing from compression (the headers are as large).
+COMPRESS_FROM_BYTES = 500
+
+
+class VersionedStatic(StaticFiles):
+    """Static files with their ETag (304 when unchanged, as Starlette answers), kept a year when asked for
+    with the current version (``?v=``, the survey page's assets), revalidated otherwise."""
+
+    async def get_response(self, path: str, scope: Scope):
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            query = parse_qs(scope.get("query_string", b"").decode())
+            current = query.get("v") == [survey_page.asset_version()]
+            response.headers["Cache-Control"] = IMMUTABLE if current else REVALIDATE
+        return response
 
 
 @asynccontextmanager
@@ -65,14 +84,16 @@ def create_app() -> FastAPI:
         description="Administrative units, survey records and map layers for Vietnam's contract-labour programme.",
     )
     install_error_handlers(app)
-    # Added last, outermost: the request log sees every answer, the body limit's too.
+    # Added last, outermost: the request log sees every answer, the body limit's too. Compression sits
+    # between them: it wraps every answer (errors too) and the log still counts its time.
     app.add_middleware(BodyLimit)
+    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
                    subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages):
         app.include_router(module.router)
     app.include_router(openrosa.public)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", VersionedStatic(directory=STATIC), name="static")
     return app
 
 

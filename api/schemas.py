@@ -85,7 +85,10 @@ class DuplicateLink(Out):
 
 class FieldProblem(Out):
     field: str
-    message: str
+    message: str = Field(description="In the language asked for (Accept-Language: vi or en; English by default)")
+    code: str | None = Field(default=None, description="The message's code in the form's message catalogue "
+                                                        "(/survey/form.json, messages)")
+    params: dict[str, Any] | None = Field(default=None, description="The values the message names")
 
 
 class RecordSummary(Out):
@@ -99,6 +102,8 @@ class RecordSummary(Out):
     mismatch_distance_m: float | None
     accuracy_flag: bool
     mock_location: bool
+    location_missing_reason: str | None = Field(
+        default=None, description="No GPS point, and why (denied, no_fix, indoors, other): flagged for review")
     probable_duplicates: list[DuplicateLink]
     review_status: ReviewStatus
 
@@ -146,6 +151,7 @@ class SurveyRecord(Out):
     location_mismatch: bool
     mismatch_distance_m: float | None
     mock_location: bool
+    location_missing_reason: str | None
     has_national_id: bool = Field(description="Whether a national ID was given (only its keyed hash is stored)")
     full_name: str | None
     birth_year: int | None
@@ -553,3 +559,12 @@ class Dashboard(Out):
     suppressed_below: int | None
     numbers: list[HeadlineNumber]
     links: list[PageLink]
+
+
+class AreaUnits(Out):
+    """The units of the signed-in user's area, both boundary structures, for the web form's offline commune search."""
+
+    version: str = Field(description="Changes whenever these units change (also the answer's ETag)")
+    current_structure: str | None = Field(description="The boundary structure in force today (Viet Nam's date)")
+    columns: list[str] = Field(description="What each row of units holds, in order")
+    units: list[list[str | None]]

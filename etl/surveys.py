@@ -326,7 +326,7 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
         result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
 
     for i, problem in commune_problems(conn, chunk.declared).items():
-        chunk.errors[i].append({"field": "commune_code", "message": problem})
+        chunk.errors[i].append(problem)
     for i, reasons in chunk.errors.items():
         reject(i, int(chunk.row_numbers[i]), reasons)
     if chunk.checked_table is not None:

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # on every use); passwords shorter than this are refused.
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=30, ge=1)
+    # A refresh token presented again this soon after its rotation gives the
+    # same new pair again (the answer was lost on a weak signal); later, or
+    # once the new token was used, it counts as a replay and ends the sign-in.
+    refresh_grace_seconds: int = Field(default=60, ge=0, le=600)
     password_min_length: int = Field(default=12, ge=8)
     # Failed logins: from the `login_delay_after`-th failure on, the answer
     # waits min(base * 2**(n - after), max) seconds; after `lockout_failures`

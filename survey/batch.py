@@ -108,6 +108,13 @@ def type_columns(raw: pd.DataFrame, defn: FormDefinition = FORM) -> tuple[pd.Dat
             out[f.name] = col.str.lower().str.removeprefix("uuid:")
         else:
             out[f.name] = col
+    for f in defn.fields:
+        # A reason for a blank answer is not kept beside the answer (as the single-record path does).
+        if f.reason_for is not None and f.name in out:
+            target = defn.field(f.reason_for)
+            given = out[f"{target.name}_lat"].notna() | out[f"{target.name}_lon"].notna() if target.type == "geopoint" \
+                else out[target.name].notna()
+            out[f.name] = out[f.name].mask(given.astype(bool))
     return out, errors
 
 
@@ -153,15 +160,24 @@ def batch_schema(defn: FormDefinition = FORM, now: dt.datetime | None = None) ->
                 col_checks.append(pa.Check.in_range(f.minimum, f.maximum, error=f"{f.name}: out of range {f.minimum}-{f.maximum}"))
             columns[f.name] = pa.Column(None, col_checks, nullable=True, required=False)
             required_cols = [f.name]
-        if f.required:
+        if f.required and f.reason_for is None:
             applies = [k for k in kinds if k in f.kinds]
             every_kind = len(applies) == len(kinds)
+            reason = defn.reason_field(f.name)
             for col in required_cols:
                 # A question of every kind is required whatever the kind says (even an unknown one).
                 needed = (lambda df: pd.Series(True, index=df.index)) if every_kind else (lambda df, a=applies: df["kind"].isin(a))
+                if reason is not None:
+                    # Blank is allowed when the reason for it is given.
+                    def needed(df, n=needed, r=reason.name):
+                        return n(df) & (df[r].isna() if r in df else True)
+                    message = FieldError.of("required_or_reason", f.name, reason=reason.name,
+                                            choices=", ".join(defn.choice_values(reason.choices))).message
+                else:
+                    message = f"{f.en} is required" + ("" if every_kind else f" for {with_article('/'.join(applies))} record")
                 checks.append(pa.Check(
                     _ok(lambda df, c=col, n=needed: ~(n(df) & df[c].isna()) if c in df else ~n(df)),
-                    error=f"{f.name}: {f.en} is required" + ("" if every_kind else f" for {with_article('/'.join(applies))} record"),
+                    error=f"{f.name}: {message}",
                 ))
 
     def local_year(df: pd.DataFrame) -> pd.Series:

@@ -76,6 +76,10 @@ class Field:
     the value itself (``range_of="value"``) or, for a year of birth
     (``range_of="age"``), the person's age in the year of collection.
     ``format`` constrains a text answer (:class:`TextFormat`).
+    ``reason_for`` names another field this one explains the absence of: it
+    is asked (and, if ``required``, required) only when that field is blank,
+    and that field, even if required, may then be blank ("no GPS, no
+    record" would lose the interview).
     """
 
     name: str
@@ -94,6 +98,7 @@ class Field:
     hashed: bool = False
     hint_vi: str | None = None
     hint_en: str | None = None
+    reason_for: str | None = None
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: generated schemas are cached per definition
@@ -112,6 +117,14 @@ class FormDefinition:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def reason_field(self, name: str) -> Field | None:
+        """The field that explains why field ``name`` is blank (its ``reason_for``), if any.
+
+        >>> FORM.reason_field("location").name
+        'location_missing_reason'
+        """
+        return next((f for f in self.fields if f.reason_for == name), None)
 
     def choice_values(self, list_name: str) -> list[str]:
         return [c.value for c in self.choices[list_name]]
@@ -161,7 +174,7 @@ SKILLS = _choices(
 
 FORM = FormDefinition(
     form_id="labour_survey",
-    version="2026112501",
+    version="2026112502",
     title_vi="Khảo sát lao động đi làm việc ở nước ngoài",
     title_en="Survey of workers going abroad under contract",
     published=dt.date(2025, 1, 1),
@@ -176,6 +189,12 @@ FORM = FormDefinition(
         # -- location ---------------------------------------------------------
         Field("commune_code", "commune", "Xã/phường nơi khảo sát", "Commune of the survey", required=True),
         Field("location", "geopoint", "Vị trí GPS", "GPS location", required=True, personal=True),
+        # Location refused, no fix indoors: the interview is still recorded, the commune is the declared one,
+        # and the record is flagged for an officer to check.
+        Field("location_missing_reason", "select_one", "Lý do không có vị trí GPS", "Why there is no GPS location",
+              required=True, choices="location_missing_reason", reason_for="location",
+              hint_vi="Chỉ khi không lấy được vị trí; cán bộ sẽ kiểm tra phiếu",
+              hint_en="Only when no location could be taken; an officer will check the record"),
         Field("mock_location", "boolean", "Thiết bị báo vị trí giả lập", "Device reports a mock location"),
         # -- person -----------------------------------------------------------
         Field("full_name", "text", "Họ và tên", "Full name", required=True, personal=True),
@@ -221,6 +240,12 @@ FORM = FormDefinition(
             ("departure", "Người đã xuất cảnh theo hợp đồng", "Departed under contract"),
         ),
         "sex": _choices(("male", "Nam", "Male"), ("female", "Nữ", "Female")),
+        "location_missing_reason": _choices(
+            ("denied", "Không được phép dùng vị trí", "Location permission denied"),
+            ("no_fix", "Không bắt được tín hiệu GPS", "No GPS fix"),
+            ("indoors", "Phỏng vấn trong nhà, không có tín hiệu", "Indoors, no signal"),
+            ("other", "Lý do khác", "Other reason"),
+        ),
         "ethnicity": tuple(Choice(f"{i:02d}", name, name) for i, name in enumerate(ETHNIC_GROUPS, start=1)),
         "household_status": _choices(("poor", "Hộ nghèo", "Poor"), ("near_poor", "Hộ cận nghèo", "Near-poor"), ("none", "Không", "Neither")),
         "education": _choices(

@@ -112,7 +112,7 @@ def json_depth(text_: str, limit: int = MAX_DEPTH) -> int:
 
 def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) -> dict[str, Any]:
     """The database row of a valid submission (no national ID in clear)."""
-    point = clean["location"]
+    point = clean.get("location")  # None: no GPS, and the reason is in the answers
     answers = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in clean.items() if k not in NOT_IN_ANSWERS}
     return {
         "n": n,
@@ -124,9 +124,9 @@ def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) 
         "surveyor": clean["surveyor"],
         "source": source,
         "commune_code": clean["commune_code"],
-        "lon": point.lon,
-        "lat": point.lat,
-        "accuracy": point.accuracy,
+        "lon": point.lon if point else None,
+        "lat": point.lat if point else None,
+        "accuracy": point.accuracy if point else None,
         "mock_location": bool(clean.get("mock_location")),
         "id_hash": national_id_hash(clean["national_id"]) if clean.get("national_id") else None,
         **{c: (clean[c].isoformat() if isinstance(clean.get(c), dt.date) else clean.get(c)) for c in COLUMNS},
@@ -135,7 +135,7 @@ def to_row(clean: dict[str, Any], *, n: int, source: str, defn: FormDefinition) 
 
 
 RECORD_FIELDS = ("kind", "structure", "declared_commune_code", "assigned_commune_code", "location_mismatch",
-                 "mismatch_distance_m", "accuracy_flag", "mock_location", "probable_duplicates")
+                 "mismatch_distance_m", "accuracy_flag", "mock_location", "location_missing_reason", "probable_duplicates")
 """The fields of a stored record that a submission's answer shows (nothing personal)."""
 
 
@@ -185,11 +185,12 @@ def ingest(
             declared.append((len(rejected) - 1, clean["commune_code"], day))
     # A form refused for one field is told of its commune too: every failing field at once.
     for i, problem in commune_problems(conn, declared).items():
-        rejected[i][1].append({"field": "commune_code", "message": problem})
+        rejected[i][1].append(problem)
     for r in store_rows(conn, rows, sender=sender) if rows else []:
         item = items[r.n]
         if r.error_field:
-            rejected.append((r.n, [{"field": r.error_field, "message": r.error_message}],
+            rejected.append((r.n, [{"field": r.error_field, "message": r.error_message, "code": r.error_code,
+                                    "params": {k: v for k, v in (r.error_params or {}).items() if v is not None}}],
                              "forbidden" if r.error_field == "scope" else "rejected"))
         elif r.inserted:
             record = {k: getattr(r, k) for k in RECORD_FIELDS} | {"review_status": "received"}

@@ -80,7 +80,7 @@ class Rejected:
     source: str
     payload_text: str
     payload: Any
-    reasons: list[dict[str, str]]
+    reasons: list[dict[str, Any]]
     file_name: str | None = None
     row_number: int | None = None
     submitted_by: str | None = None
@@ -91,6 +91,15 @@ def declared_commune(payload: Any) -> str | None:
     code = payload.get("commune_code") if isinstance(payload, dict) else None
     code = str(code).strip() if isinstance(code, (str, int)) else ""
     return code if code.isdigit() and len(code) <= 10 else None
+
+
+def _storable_reason(value: Any) -> Any:
+    # A reason's catalogue values keep their types (numbers stay numbers); text is made storable like the rest.
+    if isinstance(value, dict):
+        return {str(k): _storable_reason(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return storable(str(value))
 
 
 def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefinition = FORM) -> list[int]:
@@ -128,7 +137,7 @@ def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefini
             "instance_id": storable(str(instance_id))[:100] if instance_id is not None else None,
             "payload_text": kept,
             "payload_hash": content_hash(r.payload, payload_text, defn),
-            "reasons": [{k: storable(str(v)) for k, v in reason.items()} for reason in r.reasons],
+            "reasons": [{k: _storable_reason(v) for k, v in reason.items()} for reason in r.reasons],
             "personal_removed": personal_removed,
             "submitted_by": r.submitted_by, "commune_code": declared_commune(r.payload),
         })
@@ -173,7 +182,7 @@ def quarantine_payload(
     source: str,
     payload_text: str,
     payload: Any,
-    reasons: list[dict[str, str]],
+    reasons: list[dict[str, Any]],
     file_name: str | None = None,
     row_number: int | None = None,
     defn: FormDefinition = FORM,

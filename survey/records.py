@@ -37,7 +37,7 @@ RECORD_SQL = f"""
 SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, r.collected_at, r.submitted_at,
        r.surveyor, r.source, r.structure, r.declared_commune_code, r.assigned_commune_code,
        ST_Y(r.geom) AS lat, ST_X(r.geom) AS lon, r.gps_accuracy_m, r.accuracy_flag, r.location_mismatch,
-       r.mismatch_distance_m, r.mock_location, r.id_hash IS NOT NULL AS has_national_id, r.full_name, r.birth_year,
+       r.mismatch_distance_m, r.mock_location, r.location_missing_reason, r.id_hash IS NOT NULL AS has_national_id, r.full_name, r.birth_year,
        r.sex, r.departure_date, r.market, r.recruiter_licence, r.answers, r.review_status, r.review_comment,
        r.reviewed_by, r.reviewed_at,
        coalesce((SELECT json_agg(json_build_object('instance_id', d.duplicate_of, 'reason', d.reason))
@@ -81,16 +81,19 @@ WHERE {READER_CONDITION}
   AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
   AND (CAST(:c AS text) IS NULL OR r.declared_commune_code = :c OR r.assigned_commune_code = :c)
   AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id))
+  AND (NOT :flagged OR r.accuracy_flag OR r.location_mismatch OR r.mock_location OR r.location_missing_reason IS NOT NULL)
 ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset
 """)
 
 
 def list_records(
     conn: Connection, *, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
-    duplicates_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader,
+    duplicates_only: bool = False, flagged_only: bool = False, limit: int = 100, offset: int = 0, reader: Reader,
 ) -> list[dict[str, Any]]:
-    """Records ``reader`` may see, newest first, filtered by review state, kind, commune or duplicate links."""
+    """Records ``reader`` may see, newest first, filtered by review state, kind, commune, duplicate links or flags
+    (``flagged_only``: a coarse or mock GPS fix, a point outside the declared commune, or no point at all)."""
     params = {"rs": review_status or None, "kind": kind or None, "c": commune or None, "dups": duplicates_only,
+              "flagged": flagged_only,
               "limit": limit, "offset": offset, **reader.params()}
     return [_jsonable(r) for r in conn.execute(LIST_SQL, params).mappings()]
 

@@ -29,6 +29,8 @@ from pydantic import Field as PydanticField
 from geodata.text import nfc, text_problem
 from geodata.vietnam import VIETNAM_BBOX, VIETNAM_TZ
 from survey.definition import FORM, Field, FormDefinition, TextFormat
+from survey.messages import Lang, render
+from survey.messages import with_article as with_article
 
 CLOCK_SKEW = dt.timedelta(minutes=10)
 # Dates answered in the form (return, departure) are not earlier than this.
@@ -43,11 +45,45 @@ ALTITUDE_RANGE_M = (-1_000, 10_000)
 
 @dataclass(frozen=True)
 class FieldError:
+    """What is wrong with one field: the message in English, and its code and values in the message catalogue
+    (:mod:`survey.messages`) to say it in the form's language. Without a code, the message is shown as it is.
+
+    >>> e = FieldError.of("future_collected", "collected_at", value="2030-01-01T00:00:00+07:00", ahead=90)
+    >>> e.message
+    "2030-01-01T00:00:00+07:00 is in the future (90 min ahead of the server's clock: the phone's clock looks wrong)"
+    >>> e.as_dict("vi")["message"][:46]
+    'Thời điểm khảo sát (2030-01-01T00:00:00+07:00)'
+    """
+
     field: str
     message: str
+    code: str | None = None
+    params: dict[str, Any] | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+    @classmethod
+    def of(cls, code: str, field: str, **params: Any) -> FieldError:
+        return cls(field, render(code, field, params, "en"), code, params)
+
+    def as_dict(self, lang: Lang = "en") -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.code is not None:
+            out |= {"code": self.code, "params": self.params or {}}
+            if lang != "en":
+                out["message"] = render(self.code, self.field, self.params, lang)
+        elif lang != "en":
+            out["message"] = render("invalid", self.field, {"detail": self.message}, lang)
+        return out
+
+
+def in_language(errors: list[dict[str, Any]], lang: Lang) -> list[dict[str, Any]]:
+    """Errors as kept (``FieldError.as_dict()``) said in ``lang``.
+
+    >>> in_language([FieldError.of("required", "full_name").as_dict()], "vi")[0]["message"]
+    'Phải trả lời câu này'
+    """
+    if lang == "en":
+        return errors
+    return [FieldError(e["field"], e["message"], e.get("code"), e.get("params")).as_dict(lang) for e in errors]
 
 
 class GeoPoint(BaseModel):
@@ -153,6 +189,22 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == "" or value == [] or (isinstance(value, float) and math.isnan(value))
 
 
+_CODES = {"literal_error": "not_a_choice", "int_parsing": "integer", "int_from_float": "integer", "date_parsing": "bad_date",
+          "date_from_datetime_parsing": "bad_date", "datetime_parsing": "bad_date", "datetime_from_date_parsing": "bad_date"}
+
+
+def _field_error(f: Field, exc: ValidationError) -> FieldError:
+    """The first problem pydantic found, with a catalogue code where the form has its own words for it."""
+    e = exc.errors()[0]
+    message = _first_error(exc, show_value=not f.hashed)
+    if f.format is not None and e["type"] == "value_error" and e["msg"].endswith(f.format.en):
+        return FieldError.of("format", f.name)
+    if e["type"] == "string_too_long":
+        return FieldError(f.name, message, "too_long", {"max": TEXT_MAX_LENGTH, "detail": message})
+    code = _CODES.get(e["type"])
+    return FieldError(f.name, message, code, {"detail": message}) if code else FieldError(f.name, message)
+
+
 def _first_error(exc: ValidationError, show_value: bool) -> str:
     e = exc.errors()[0]
     where = ".".join(str(p) for p in e["loc"] if p != "__root__")
@@ -163,15 +215,6 @@ def _first_error(exc: ValidationError, show_value: bool) -> str:
             and isinstance(e.get("input"), str | int | float) and not isinstance(e.get("input"), bool):
         message += f" (got {str(e['input'])[:60]!r})"
     return f"{where}: {message}" if where else message
-
-
-def with_article(word: str) -> str:
-    """English's article: 'an aspirant', 'a returnee'.
-
-    >>> with_article("aspirant"), with_article("returnee")
-    ('an aspirant', 'a returnee')
-    """
-    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 
 def normalised(value: Any) -> Any:
@@ -208,25 +251,38 @@ def validate_submission(
     kind_refused = not known_kind and not _is_blank(kind)
     if kind_refused:
         # Said first: which questions apply, and so what is required, depends on it.
-        errors.append(FieldError("kind", f"{str(kind)[:40]!r} is not a record kind: use {', '.join(kinds[:-1])} or {kinds[-1]}"))
+        errors.append(FieldError.of("invalid_kind", "kind", value=repr(str(kind)[:40]),
+                                    kinds=f"{', '.join(kinds[:-1])} or {kinds[-1]}"))
     for f in defn.fields:
         if f.name == "kind" and kind_refused:
             continue
+        if f.reason_for is not None and not _is_blank(payload.get(f.reason_for)):
+            continue  # it explains a blank answer, and the answer is there: not kept
         value = normalised(payload.get(f.name))
         every_kind = set(kinds) <= set(f.kinds)
         # With no valid kind, only the questions every kind asks can be required.
         asked = every_kind or (known_kind and kind in f.kinds)
         if _is_blank(value):
             if f.required and asked:
-                what = "required" if every_kind else f"required for {with_article(kind)} record"
-                errors.append(FieldError(f.name, f"{f.en} is {what}"))
+                reason = defn.reason_field(f.name)
+                if f.reason_for is not None:
+                    continue  # said once, on the field it explains
+                if reason is not None and not _is_blank(payload.get(reason.name)):
+                    continue  # blank, and why is said
+                if reason is not None:
+                    choices = defn.choice_values(reason.choices) if reason.choices else []
+                    errors.append(FieldError.of("required_or_reason", f.name, reason=reason.name, choices=", ".join(choices)))
+                elif every_kind:
+                    errors.append(FieldError.of("required", f.name))
+                else:
+                    errors.append(FieldError.of("required_for_kind", f.name, kind=kind))
             continue
         if known_kind and not asked:
             continue  # answers to questions of another kind are not kept
         try:
             answer = adapters[f.name].validate_python(value)
         except ValidationError as exc:
-            errors.append(FieldError(f.name, _first_error(exc, show_value=not f.hashed)))
+            errors.append(_field_error(f, exc))
             continue
         if asked:
             clean[f.name] = answer
@@ -238,45 +294,59 @@ def check_rules(clean: dict[str, Any], defn: FormDefinition, now: dt.datetime) -
     """Rules across fields and against the calendar, on already typed answers."""
     errors: list[FieldError] = []
     if "consent" in clean and clean["consent"] is not True:
-        errors.append(FieldError("consent", "the person did not consent: nothing personal may be recorded"))
+        errors.append(FieldError.of("consent", "consent"))
     collected = clean.get("collected_at")
     if collected is not None:
         if collected > now + CLOCK_SKEW:
-            errors.append(FieldError("collected_at", f"{collected.isoformat()} is in the future"))
+            # How far ahead of the server: most often the phone's clock is wrong, and this says by how much.
+            ahead = math.ceil((collected - now).total_seconds() / 60)
+            errors.append(FieldError.of("future_collected", "collected_at", value=collected.isoformat(), ahead=ahead))
         if collected.astimezone(VIETNAM_TZ).date() < defn.published:
-            errors.append(FieldError("collected_at", f"{collected.date()} is before this form existed ({defn.published})"))
+            errors.append(FieldError.of("before_published", "collected_at", value=str(collected.date()),
+                                        published=defn.published.isoformat()))
     point = clean.get("location")
     if point is not None:
-        message = location_problem(point.lon, point.lat)
-        if message:
-            errors.append(FieldError("location", message))
+        problem = location_error(point.lon, point.lat)
+        if problem:
+            errors.append(problem)
     year = (collected or now).astimezone(VIETNAM_TZ).year
     for f in defn.fields:
         if f.type == "integer" and clean.get(f.name) is not None:
             v = clean[f.name]
             if f.range_of == "age":
                 if not (year - f.maximum <= v <= year - f.minimum):
-                    errors.append(FieldError(f.name, f"{v} is out of range: the person must be {f.minimum} to {f.maximum} "
-                                                     f"years old ({year - f.maximum}-{year - f.minimum})"))
+                    errors.append(FieldError.of("age_range", f.name, value=v, min=f.minimum, max=f.maximum,
+                                                low=year - f.maximum, high=year - f.minimum))
             elif (f.minimum is not None and v < f.minimum) or (f.maximum is not None and v > f.maximum):
-                errors.append(FieldError(f.name, f"{v} is out of range {f.minimum}-{f.maximum}"))
+                errors.append(FieldError.of("range", f.name, value=v, min=f.minimum, max=f.maximum))
         if f.type == "date" and clean.get(f.name) is not None and collected is not None:
             if clean[f.name] > collected.astimezone(VIETNAM_TZ).date():
-                errors.append(FieldError(f.name, f"{clean[f.name]} is after the survey date"))
+                errors.append(FieldError.of("after_survey", f.name, value=clean[f.name].isoformat()))
             if clean[f.name] < EARLIEST_DATE:
-                errors.append(FieldError(f.name, f"{clean[f.name]} is before {EARLIEST_DATE}"))
+                errors.append(FieldError.of("too_early", f.name, value=clean[f.name].isoformat(),
+                                            earliest=EARLIEST_DATE.isoformat()))
     return errors
 
 
-def location_problem(lon: float, lat: float) -> str | None:
-    """Why a GPS point cannot be in Viet Nam, or None."""
+def location_error(lon: float, lat: float, field: str = "location") -> FieldError | None:
+    """Why a GPS point cannot be in Viet Nam (see :func:`location_problem`), as a field error, or None."""
     minx, miny, maxx, maxy = VIETNAM_BBOX
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         if minx <= lat <= maxx and miny <= lon <= maxy:
-            return f"latitude {lat} and longitude {lon} seem swapped"
-        return f"lat={lat}, lon={lon} are not valid coordinates"
+            return FieldError(field, f"latitude {lat} and longitude {lon} seem swapped", "swapped", {"lat": lat, "lon": lon})
+        return FieldError.of("not_coordinates", field, lat=lat, lon=lon)
     if minx <= lon <= maxx and miny <= lat <= maxy:
         return None
     if minx <= lat <= maxx and miny <= lon <= maxy:
-        return f"latitude {lat} and longitude {lon} seem swapped: ({lon}, {lat}) would be in Viet Nam"
-    return f"lat={lat}, lon={lon} is outside Viet Nam"
+        return FieldError.of("swapped", field, lat=lat, lon=lon)
+    return FieldError.of("outside_vietnam", field, lat=lat, lon=lon)
+
+
+def location_problem(lon: float, lat: float) -> str | None:
+    """Why a GPS point cannot be in Viet Nam, or None.
+
+    >>> location_problem(21.03, 105.85)
+    'latitude 105.85 and longitude 21.03 seem swapped'
+    """
+    problem = location_error(lon, lat)
+    return problem.message if problem else None

@@ -66,7 +66,9 @@ e AS (
                'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
                'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
            CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
-           other.structure AS other_structure, a.code AS assigned,
+           -- Without a point (no GPS, and why is said) the record is counted in its declared commune.
+           other.structure AS other_structure,
+           CASE WHEN s.lon IS NULL OR s.lat IS NULL THEN d.code ELSE a.code END AS assigned,
            ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS pt,
            (s.collected_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS local_date,
            -- A sender with an area scope may store records whose declared or
@@ -129,7 +131,23 @@ c AS (
             WHEN NOT f.in_scope THEN
                 'commune ' || f.declared || coalesce(' (GPS point in commune ' || f.assigned || ')', '')
                 || ' is outside the area of ' || :submitted_by
-        END AS error_message
+        END AS error_message,
+        -- The same errors as codes of the message catalogue (survey.messages) with their values.
+        CASE
+            WHEN f.structure IS NULL THEN 'no_structure'
+            WHEN f.declared IS NULL AND f.other_structure IS NOT NULL THEN 'commune_other_structure'
+            WHEN f.declared IS NULL THEN 'unknown_commune'
+            WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN 'far_outside'
+            WHEN NOT f.in_scope AND f.assigned IS NOT NULL AND f.assigned <> f.declared THEN 'outside_scope_gps'
+            WHEN NOT f.in_scope THEN 'outside_scope'
+        END AS error_code,
+        CASE
+            WHEN f.structure IS NULL OR f.declared IS NULL THEN
+                jsonb_build_object('date', f.local_date, 'code', f.commune_code, 'other', f.other_structure,
+                                   'structure', f.structure)
+            WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN jsonb_build_object('km', round(f.distance_m / 1000))
+            WHEN NOT f.in_scope THEN jsonb_build_object('code', f.declared, 'assigned', f.assigned, 'user', :submitted_by)
+        END AS error_params
     FROM f
 )
 """
@@ -141,15 +159,18 @@ ins AS (
         province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
         declared_commune_code, assigned_commune_code, geom, gps_accuracy_m, accuracy_flag, location_mismatch,
         mismatch_distance_m, mock_location, consent, id_hash, full_name, name_folded, birth_year, sex,
-        departure_date, market, recruiter_licence, answers, payload_hash, submitted_by)
+        departure_date, market, recruiter_licence, answers, payload_hash, submitted_by, location_missing_reason)
     SELECT province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
            declared, assigned, pt, accuracy, accuracy_flag, location_mismatch, distance_m, mock_location, true,
            id_hash, full_name, name_folded, birth_year, sex, departure_date, market, recruiter_licence,
-           answers, payload_hash, :submitted_by
+           answers, payload_hash, :submitted_by,
+           -- the review flag of a record without a point (validation made sure the reason is given)
+           CASE WHEN pt IS NULL THEN coalesce(answers->>'location_missing_reason', 'other') END
     FROM {checked} WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
-              structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location
+              structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
+              location_missing_reason
 ),
 -- New records that look like an earlier one of the same kind (same ID hash,
 -- or same folded name + birth year + declared commune, within the window):
@@ -202,11 +223,11 @@ dup_by_record AS (
                                  ORDER BY duplicate_of) AS probable_duplicates
     FROM dup GROUP BY instance_id
 )
-SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message,
+SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, c.error_code, c.error_params,
        i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash,
        -- what the sender is told about a new record
        i.kind, i.structure, i.declared_commune_code, i.assigned_commune_code, i.location_mismatch,
-       i.mismatch_distance_m, i.accuracy_flag, i.mock_location,
+       i.mismatch_distance_m, i.accuracy_flag, i.mock_location, i.location_missing_reason,
        coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
 FROM {checked}
 LEFT JOIN ins i ON i.instance_id = c.instance_id
@@ -284,7 +305,7 @@ def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int 
 
 
 COMMUNE_PROBLEMS_SQL = text("""
-SELECT c.n,
+SELECT c.n, st.name AS structure, o.structure AS other, c.code, c.day,
        CASE WHEN d.code IS NOT NULL THEN NULL
             WHEN o.structure IS NOT NULL THEN
                 'commune code ' || c.code || ' belongs to the ' || o.structure
@@ -299,7 +320,7 @@ LEFT JOIN LATERAL (
 """)
 
 
-def commune_problems(conn: Connection, declared: list[tuple[int, str, Any]]) -> dict[int, str]:
+def commune_problems(conn: Connection, declared: list[tuple[int, str, Any]]) -> dict[int, dict[str, Any]]:
     """What is wrong with the declared commune of forms rejected for other reasons, by their key.
 
     ``declared`` holds ``(key, commune code, local date)``. The store
@@ -310,9 +331,14 @@ def commune_problems(conn: Connection, declared: list[tuple[int, str, Any]]) -> 
     Example (needs a database)::
 
         commune_problems(conn, [(0, "99999", dt.date(2026, 1, 5))])
-        # {0: 'unknown commune code 99999'}
+        # {0: {'field': 'commune_code', 'message': 'unknown commune code 99999', 'code': 'unknown_commune', ...}}
     """
     if not declared:
         return {}
     rows = json.dumps([{"n": n, "code": code, "day": str(day)} for n, code, day in declared])
-    return {n: problem for n, problem in conn.execute(COMMUNE_PROBLEMS_SQL, {"rows": rows}) if problem}
+    return {
+        r.n: {"field": "commune_code", "message": r.problem,
+              "code": "commune_other_structure" if r.other else "unknown_commune",
+              "params": {"code": r.code, "other": r.other, "structure": r.structure, "date": str(r.day)}}
+        for r in conn.execute(COMMUNE_PROBLEMS_SQL, {"rows": rows}) if r.problem
+    }

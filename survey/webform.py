@@ -16,6 +16,7 @@ from typing import Any
 
 from geodata.vietnam import TIMEZONE_NAME, VIETNAM_BBOX
 from survey.definition import FORM, Field, FormDefinition
+from survey.messages import catalogue
 from survey.schemas import CLOCK_SKEW, EARLIEST_DATE, TEXT_MAX_LENGTH
 
 # Fields the page fills itself instead of asking: a new id per form, the time
@@ -58,6 +59,8 @@ def _field(f: Field, defn: FormDefinition) -> dict[str, Any]:
     }
     if f.name in AUTO:
         out["auto"] = AUTO[f.name]
+    if f.reason_for:
+        out["reason_for"] = f.reason_for
     if f.choices:
         out["choices"] = [{"value": c.value, "label": {"vi": c.vi, "en": c.en}} for c in defn.choices[f.choices]]
         out["choice_list"] = f.choices
@@ -98,4 +101,6 @@ def webform_spec(defn: FormDefinition = FORM) -> dict[str, Any]:
             # Without this answer ticked nothing personal may be recorded or sent.
             "consent_field": "consent",
         },
+        # The server's message catalogue: the page's checks and the server's rejections say the same words.
+        "messages": catalogue(),
     }

@@ -114,10 +114,14 @@ def _question(defn: FormDefinition, f: Field) -> dict[str, Any] | None:
         row["type"] = ODK_TYPES[f.type]
     row |= _both("label", f.vi, f.en)
     row |= _both("hint", f.hint_vi, f.hint_en)
-    if f.required:
+    # A question whose blank answer may be explained (the GPS) is not required itself: its reason is, when it is blank.
+    if f.required and defn.reason_field(f.name) is None:
         row["required"] = "yes"
         row |= _both("required_message", f"Phải trả lời: {f.vi}", f"Required: {f.en}")
     relevant = _relevant(defn, f)
+    if f.reason_for is not None:
+        blank = f"string-length(${{{f.reason_for}}}) = 0"
+        relevant = f"({relevant}) and {blank}" if relevant else blank
     if relevant:
         row["relevant"] = relevant
     constraint = msg_vi = msg_en = None

@@ -136,13 +136,58 @@ def test_refresh_rotates_and_a_used_token_is_refused(client, users, seeded):
         stored = set(conn.execute(text("SELECT token_hash FROM refresh_token WHERE user_id = :id"), {"id": u.id}).scalars())
     assert hashlib.sha256(second["refresh_token"].encode()).hexdigest() in stored
     assert not {first["refresh_token"], second["refresh_token"]} & stored  # never in clear text
-    # the old token again: refused, and the whole family is revoked (a replay)
+    # the new token is used: the old one again is a replay, refused, and the whole family is revoked
+    third = client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert third.status_code == 200
     again = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert again.status_code == 401 and "already used" in again.json()["detail"]
-    assert client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": third.json()["refresh_token"]}).status_code == 401
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": "not-a-token"}).status_code == 401
     # a new sign-in starts a new family
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": login(client, u.name).json()["refresh_token"]}).status_code == 200
+
+
+def test_a_lost_refresh_answer_gets_the_same_pair_again_within_the_grace(client, users, seeded):
+    """The phone sent its refresh token, the server rotated it, the answer never arrived: the same token again
+    gives the same new pair (nothing to type again), and the session goes on."""
+    u = users()
+    first = login(client, u.name).json()
+    lost = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert lost.status_code == 200
+    again = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert again.status_code == 200, again.text
+    assert again.json() == lost.json()  # the same pair, byte for byte
+    assert again.headers["cache-control"] == "no-store"
+    with seeded.connect() as conn:
+        stored = list(conn.execute(text("SELECT token_hash FROM refresh_token WHERE user_id = :id"), {"id": u.id}).scalars())
+    assert lost.json()["refresh_token"] not in stored and len(stored) == 2  # no extra token, none in clear
+    assert client.get("/api/v1/auth/me", headers=bearer(again.json()["access_token"])).status_code == 200
+    nxt = client.post("/api/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]})
+    assert nxt.status_code == 200 and nxt.json()["refresh_token"] != again.json()["refresh_token"]
+
+
+def test_the_grace_ends_with_its_time_or_with_the_new_token_used(client, users, seeded, environment):
+    u = users()
+    # After the grace: a replay, the family ends.
+    first = login(client, u.name).json()
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    with seeded.begin() as conn:
+        conn.execute(text("UPDATE refresh_token SET revoked_at = now() - interval '61 seconds' WHERE user_id = :id "
+                          "AND replaced_by IS NOT NULL"), {"id": u.id})
+    late = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert late.status_code == 401 and "already used" in late.json()["detail"]
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+    # Within the grace but the new token was already used: a replay too.
+    first = login(client, u.name).json()
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    third = client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).json()
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).status_code == 401
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": third["refresh_token"]}).status_code == 401
+    # The grace is a setting: 0 turns it off.
+    environment(LABOUR_ATLAS_REFRESH_GRACE_SECONDS="0")
+    first = login(client, u.name).json()
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).status_code == 200
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}).status_code == 401
 
 
 def test_expired_refresh_token_is_refused(client, users, seeded):

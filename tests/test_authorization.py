@@ -281,6 +281,8 @@ CASES: dict[tuple[str, str], Case] = {
         lambda w, u: w.client.post("/api/v1/auth/refresh", json={"refresh_token": "not-a-token"}),
         lambda r, w: r.status_code == 401, lambda r, w: r.status_code == 401),
     ("GET", "/api/v1/auth/me"): same(get("/api/v1/auth/me")),
+    ("GET", "/api/v1/auth/me/units"): same(get("/api/v1/auth/me/units")),
+    ("GET", "/favicon.ico"): same(get("/favicon.ico")),
     ("GET", "/api/v1/admin/users"): same(get("/api/v1/admin/users")),
     ("POST", "/api/v1/admin/users"): same(post_user),
     ("POST", "/api/v1/admin/users/{username}/disable"): same(post_disable),

@@ -73,7 +73,11 @@ def test_the_xlsform_follows_the_definition():
     assert rows["collected_at"]["type"] == "start"
     assert rows["consent"]["type"] == "select_one yes_no" and rows["consent"]["constraint"] == ". = 'yes'"
     assert rows["commune_code"]["type"] == "text" and "[0-9]{5}" in rows["commune_code"]["constraint"]
-    assert rows["location"]["type"] == "geopoint" and rows["location"]["required"] == "yes"
+    # No GPS, no record? No: the point may be blank when the reason for it is given (required, asked only then).
+    assert rows["location"]["type"] == "geopoint" and "required" not in rows["location"]
+    reason = rows["location_missing_reason"]
+    assert reason["type"] == "select_one location_missing_reason" and reason["required"] == "yes"
+    assert reason["relevant"] == "string-length(${location}) = 0"
     assert rows["markets_wanted"]["type"] == "select_multiple market"
     assert rows["markets_wanted"]["relevant"] == "${kind} = 'aspirant'"
     assert rows["contract_months"]["constraint"] == ". >= 1 and . <= 120"

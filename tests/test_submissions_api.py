@@ -247,3 +247,61 @@ def test_a_commune_that_records_declare_cannot_be_deleted_or_rekeyed(client, com
             conn.execute(text(statement), {"c": commune["code"]})
     with seeded.begin() as conn:  # setting the key to itself (an upsert) is allowed
         conn.execute(text("UPDATE admin_unit SET code = code, name = name WHERE structure = '2025' AND code = :c"), {"c": commune["code"]})
+
+
+def test_no_gps_with_a_reason_is_stored_in_the_declared_commune_and_flagged(client, commune, seeded):
+    p = aspirant(commune, location=None, location_missing_reason="no_fix")
+    r = client.post("/api/v1/submissions", json=p)
+    assert r.status_code == 201, r.text
+    record = r.json()["record"]
+    assert record["location_missing_reason"] == "no_fix" and record["assigned_commune_code"] == commune["code"]
+    assert record["location_mismatch"] is False and record["accuracy_flag"] is False
+    flagged = client.get("/api/v1/submissions", params={"flagged_only": True, "limit": 1000}).json()
+    assert p["instance_id"] in {x["instance_id"] for x in flagged}
+    assert all(x["instance_id"] != p["instance_id"] for x in client.get(
+        "/api/v1/submissions", params={"limit": 1000, "kind": "returnee"}).json())
+    with seeded.connect() as conn:
+        row = conn.execute(text("SELECT geom IS NULL AS no_point, location_missing_reason, answers FROM survey_record "
+                                "WHERE instance_id = :i"), {"i": p["instance_id"]}).one()
+    assert row.no_point and row.location_missing_reason == "no_fix"
+    # A reason beside a point is not kept: there is nothing to explain.
+    q = aspirant(commune, location_missing_reason="indoors")
+    assert client.post("/api/v1/submissions", json=q).json()["record"]["location_missing_reason"] is None
+
+
+def test_no_gps_and_no_reason_is_refused_saying_what_to_give(client, commune):
+    r = client.post("/api/v1/submissions", json=aspirant(commune, location=None))
+    assert r.status_code == 422
+    (error,) = [e for e in r.json()["errors"] if e["field"] == "location"]
+    assert error["code"] == "required_or_reason" and "location_missing_reason" in error["message"]
+    assert "denied, no_fix, indoors, other" in error["message"]
+    bad = client.post("/api/v1/submissions", json=aspirant(commune, location=None, location_missing_reason="lazy"))
+    assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["location_missing_reason"]
+
+
+def test_rejections_in_the_language_asked_for(client, commune):
+    from survey.messages import MESSAGES
+
+    p = aspirant(commune, collected_at=(NOW + dt.timedelta(hours=3)).isoformat(), full_name=None, commune_code="99999")
+    vi = client.post("/api/v1/submissions", json=p, headers={"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.8"}).json()
+    by_field = {e["field"]: e for e in vi["errors"]}
+    assert by_field["full_name"]["message"] == MESSAGES["required"]["vi"] == "Phải trả lời câu này"
+    clock = by_field["collected_at"]
+    assert clock["code"] == "future_collected" and "đồng hồ điện thoại có vẻ sai" in clock["message"]
+    assert 175 <= clock["params"]["ahead"] <= 181  # how far ahead of the server's clock, in minutes
+    assert by_field["commune_code"]["message"] == "Không có xã/phường mã 99999: hãy chọn lại xã/phường"
+    en = client.post("/api/v1/submissions", json=p | {"instance_id": str(uuid.uuid4())}).json()
+    assert {e["field"]: e["message"] for e in en["errors"]}["full_name"] == "Full name is required"  # English by default
+    assert "is in the future" in {e["field"]: e["message"] for e in en["errors"]}["collected_at"]
+
+
+def test_every_message_of_the_catalogue_exists_in_both_languages_in_nfc():
+    import re
+    import unicodedata
+
+    from survey.messages import MESSAGES
+
+    for code, texts in MESSAGES.items():
+        assert set(texts) == {"vi", "en"}, code
+        assert set(re.findall(r"\{(\w+)\}", texts["vi"])) <= set(re.findall(r"\{(\w+)\}", texts["en"])) | {"label", "kind_label"}, code
+        assert all(unicodedata.is_normalized("NFC", t) for t in texts.values()), code

@@ -235,3 +235,36 @@ def test_work_tables_of_a_killed_import_are_dropped_and_a_running_one_is_left(se
         running.rollback()
     with seeded.begin() as conn:
         conn.execute(text("DROP TABLE survey_import_a11ve00000000000_0"))
+
+
+def test_a_csv_row_without_gps_needs_its_reason(seeded, commune, tmp_path):
+    with_reason = own_row(aspirant(commune, full_name="Lò Văn Không GPS"))
+    with_reason.update(location_lat="", location_lon="", location_accuracy="", location_missing_reason="denied")
+    without = own_row(aspirant(commune, full_name="Lò Văn Thiếu"))
+    without.update(location_lat="", location_lon="", location_accuracy="")
+    r = import_surveys(write_csv(tmp_path / "khong_gps.csv", [with_reason, without]))
+    assert dict(r.counts) == {"created": 1, "rejected": 1}
+    assert [(row, fld) for row, fld, _ in r.rejected] == [(3, "location")]
+    assert "location_missing_reason" in r.rejected[0][2]
+    with seeded.connect() as conn:
+        row = conn.execute(text("SELECT assigned_commune_code, location_missing_reason, geom IS NULL FROM survey_record "
+                                "WHERE instance_id = :i"), {"i": with_reason["instance_id"]}).one()
+    assert tuple(row) == (commune["code"], "denied", True)
+
+
+@pytest.mark.parametrize(("reason", "location"), [(None, None), ("indoors", None), ("indoors", "here"), ("lazy", None)])
+def test_batch_and_single_validation_agree_on_a_missing_location(commune, reason, location):
+    p = aspirant(commune, location_missing_reason=reason)
+    if location is None:
+        p["location"] = None
+    single = {e.field for e in validate_submission(p, now=NOW)[1]}
+    row = own_row(aspirant(commune))
+    row["location_missing_reason"] = reason or ""
+    if location is None:
+        row.update(location_lat="", location_lon="", location_accuracy="")
+    import pandas as pd
+
+    typed, errors = validate_frame(pd.DataFrame([{k: str(v) for k, v in row.items()}]), now=NOW)
+    assert {e.field for e in errors.get(0, [])} == single
+    if location is not None:  # a reason beside a point is not kept
+        assert typed["location_missing_reason"].isna().all()

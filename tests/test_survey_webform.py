@@ -123,8 +123,45 @@ def unsent(page, n: int) -> None:
     page.locator("#unsent", has_text=f"Chưa gửi: {n}").wait_for(timeout=45000)
 
 
+# The page keeps its queue and small values in IndexedDB (database labour-atlas-survey: stores queue and kv).
+IDB_READ = """([store, key]) => new Promise((resolve, reject) => {
+  const open = indexedDB.open('labour-atlas-survey');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const db = open.result;
+    const req = key === null ? db.transaction(store).objectStore(store).getAll() : db.transaction(store).objectStore(store).get(key);
+    req.onsuccess = () => { db.close(); resolve(req.result === undefined ? null : req.result); };
+    req.onerror = () => { db.close(); reject(req.error); };
+  };
+})"""
+IDB_WRITE = """([key, value]) => new Promise((resolve, reject) => {
+  const open = indexedDB.open('labour-atlas-survey');
+  open.onsuccess = () => {
+    const db = open.result;
+    const t = db.transaction('kv', 'readwrite');
+    t.objectStore('kv').put(value, key);
+    t.oncomplete = () => { db.close(); new BroadcastChannel('labour-atlas-survey').postMessage(key); resolve(true); };
+    t.onerror = () => { db.close(); reject(t.error); };
+  };
+})"""
+
+
+def queued(page) -> list[dict]:
+    """The queue in the order the forms were saved."""
+    return sorted(page.evaluate(IDB_READ, ["queue", None]), key=lambda item: item.get("seq") or 0)
+
+
 def queue_length(page) -> int:
-    return page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.queue') || '[]').length")
+    return len(queued(page))
+
+
+def stored(page, key: str):
+    return page.evaluate(IDB_READ, ["kv", f"labourAtlas.survey.{key}"])
+
+
+def store_value(page, key: str, value) -> None:
+    """Write a value as another tab of the page would (the page is told through its BroadcastChannel)."""
+    page.evaluate(IDB_WRITE, [f"labourAtlas.survey.{key}", value])
 
 
 # -- the spec -------------------------------------------------------------------------------------
@@ -262,9 +299,9 @@ def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_pa
     page.click("#save")
     unsent(page, 2)
     shot(page, "5-offline-2-unsent")
-    queued = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.queue')).map(i => i.payload)")
-    assert len(queued) == 2
-    for p in queued:
+    payloads = [i["payload"] for i in queued(page)]
+    assert len(payloads) == 2
+    for p in payloads:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p["instance_id"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", p["collected_at"])  # local time with its offset
         assert p["form_id"] == FORM.form_id and p["form_version"] == FORM.version and p["consent"] is True
@@ -272,12 +309,11 @@ def test_offline_forms_wait_in_the_queue_and_arrive_once(live_server, browser_pa
     time.sleep(2)
     assert records_of(seeded, surveyor) == []
     # Days pass offline: the access token expires; the refresh token renews it when the signal returns.
-    before = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
-    page.evaluate("""() => { const s = JSON.parse(localStorage.getItem('labourAtlas.survey.session'));
-                             s.access_until = 0; localStorage.setItem('labourAtlas.survey.session', JSON.stringify(s)); }""")
+    before = stored(page, "session")
+    store_value(page, "session", before | {"access_until": 0})
     page.context.set_offline(False)
     rows = wait_for_records(seeded, surveyor, 2)
-    after = page.evaluate("() => JSON.parse(localStorage.getItem('labourAtlas.survey.session'))")
+    after = stored(page, "session")
     assert after["refresh"] != before["refresh"] and after["access"] != before["access"]  # renewed, rotated
     assert sorted(r["full_name"] for r in rows) == ["Nguyễn Thị Hồng Nhung", "Đặng Văn Hải"]
     unsent(page, 0)
@@ -386,7 +422,8 @@ def test_server_answers_conflict_and_rejection_are_shown_and_a_rejected_form_can
     conflict.wait_for(timeout=20000)
     rejected = page.locator(".notice.error", has_text="Máy chủ từ chối phiếu của Mùa A Dính")
     rejected.wait_for(timeout=20000)
-    assert "Xã/phường nơi khảo sát: unknown commune code 99999" in rejected.inner_text()
+    # In the form's language, from the server's message catalogue (not the API's English).
+    assert "Xã/phường nơi khảo sát: Không có xã/phường mã 99999" in rejected.inner_text()
     unsent(page, 0)
     shot(page, "8-server-errors")
     assert [r["birth_year"] for r in records_of(seeded, surveyor)] == [2000]
@@ -459,3 +496,315 @@ def test_forms_wait_for_a_sign_in_and_a_wrong_role_sends_nothing(live_server, br
     page.click("#signout")
     assert page.locator("#signin").is_visible()
     assert errors == []
+
+
+# -- in the field: issue 11 -------------------------------------------------------------------------
+
+PHONE = {"width": 360, "height": 740}
+
+
+class KillableChromium:
+    """Debian's Chromium started by the test itself on a profile folder, so that its process can be killed
+    (a dying battery, the OS ending the browser) and started again on the same profile; driven over CDP."""
+
+    def __init__(self, playwright, profile: Path) -> None:
+        self.playwright = playwright
+        self.profile = profile
+        self.process = None
+        self.browser = None
+
+    def start(self):
+        import subprocess
+
+        from tests.conftest import CHROMIUM
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, "--headless", f"--user-data-dir={self.profile}", "--remote-debugging-port=0", "--no-sandbox",
+             "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--lang=vi-VN", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        ws = None
+        for line in self.process.stderr:  # Chromium says where its DevTools listen, then goes on
+            if "DevTools listening on" in line:
+                ws = line.split("DevTools listening on", 1)[1].strip()
+                break
+        assert ws, "Chromium did not start"
+        self.browser = self.playwright.chromium.connect_over_cdp(ws)
+        context = self.browser.contexts[0]
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_viewport_size(PHONE)
+        return page
+
+    def kill(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.process.stderr.close()
+        self.browser = None
+
+    def close(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.kill()
+
+
+def test_a_saved_form_survives_the_browser_killed_half_a_second_later(live_server, commune, seeded, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    name = f"Pin Hết {uuid.uuid4().hex[:8]}"
+    with sync_playwright() as p:
+        chromium = KillableChromium(p, tmp_path / "profile")
+        try:
+            page = chromium.start()
+            errors = open_form(page, live_server, commune)  # not signed in: the form waits on the phone
+            fill_aspirant(page, commune, surveyor=name, name="Nguyễn Văn Sạc")
+            page.click("#save")
+            page.locator(".notice", has_text="Đã lưu phiếu của Nguyễn Văn Sạc").wait_for(timeout=20000)
+            page.check("#f-consent")
+            page.fill("#f-full_name", "Trần Thị Nháp")  # the next person, half typed
+            page.wait_for_function("""() => new Promise(resolve => { const o = indexedDB.open('labour-atlas-survey');
+                o.onsuccess = () => { const r = o.result.transaction('kv').objectStore('kv').get('labourAtlas.survey.draft');
+                r.onsuccess = () => { o.result.close(); resolve(!!r.result && r.result.values.full_name === 'Trần Thị Nháp'); }; }; })""")
+            time.sleep(0.5)
+            assert errors == []
+            chromium.kill()
+            page = chromium.start()
+            errors = open_form(page, live_server, commune)
+            unsent(page, 1)
+            (item,) = queued(page)
+            assert item["payload"]["full_name"] == "Nguyễn Văn Sạc" and item["payload"]["surveyor"] == name
+            assert page.input_value("#f-full_name") == "Trần Thị Nháp"
+            assert errors == []
+        finally:
+            chromium.close()
+
+
+def test_the_old_local_storage_queue_is_kept_by_the_upgrade(live_server, browser_page, commune):
+    page = browser_page
+    open_form(page, live_server, commune)
+    old = [{"id": str(uuid.uuid4()), "url": "/api/v1/submissions", "payload": {"full_name": f"Người {i}"}, "who": f"Người {i}"}
+           for i in range(2)]
+    page.evaluate("q => localStorage.setItem('labourAtlas.survey.queue', JSON.stringify(q))", old)
+    page.evaluate("d => localStorage.setItem('labourAtlas.survey.draft', JSON.stringify(d))",
+                  {"values": {"instance_id": str(uuid.uuid4()), "full_name": "Lê Thị Cũ"}})
+    page.reload()
+    page.locator("body.ready").wait_for(timeout=20000)
+    unsent(page, 2)
+    assert [i["id"] for i in queued(page)] == [i["id"] for i in old]
+    assert page.input_value("#f-full_name") == "Lê Thị Cũ"
+    assert page.evaluate("() => localStorage.getItem('labourAtlas.survey.queue')") is None  # moved, once
+
+
+def test_a_new_phone_finds_a_commune_offline_on_the_first_day(live_server, browser_page, seeded, accounts):
+    """Signed in at the office, then no signal: a commune never looked up is found and the form saved."""
+    page = browser_page
+    with seeded.connect() as conn:
+        target = conn.execute(text(
+            """SELECT code, name, ST_Y(ST_PointOnSurface(geom)) AS lat, ST_X(ST_PointOnSurface(geom)) AS lon
+               FROM admin_unit WHERE structure = '2025' AND level = 'commune' AND parent_code = '42'
+               AND geom IS NOT NULL ORDER BY code DESC LIMIT 1""")).one()._asdict()
+    account = accounts.user("surveyor", ("42",))
+    surveyor = f"Ngày Đầu {uuid.uuid4().hex[:8]}"
+    errors = open_form(page, live_server, target, account=account)
+    page.wait_for_function("""() => new Promise(resolve => { const o = indexedDB.open('labour-atlas-survey');
+        o.onsuccess = () => { const r = o.result.transaction('kv').objectStore('kv').get('labourAtlas.survey.area');
+        r.onsuccess = () => { o.result.close(); resolve(!!r.result && r.result.units.length > 0); }; }; })""")
+    page.context.set_offline(True)
+    page.fill("#f-surveyor", surveyor)
+    # Typed without diacritics, never searched before on this phone.
+    typed = "".join(c for c in __import__("unicodedata").normalize("NFD", target["name"].replace("Đ", "D").replace("đ", "d"))
+                    if not __import__("unicodedata").combining(c)).lower()
+    page.fill("#f-commune_code-q", typed)
+    choice = page.locator(f'#f-commune_code-results button[data-code="{target["code"]}"]')
+    choice.wait_for(timeout=10000)
+    assert "Hà Tĩnh" in choice.inner_text()
+    assert "Không có mạng" in page.inner_text("#f-commune_code-status")
+    choice.click()
+    fill_aspirant(page, target, surveyor=surveyor, name="Lý Thị Bản")
+    page.click("#save")
+    unsent(page, 1)
+    page.context.set_offline(False)
+    rows = wait_for_records(seeded, surveyor, 1)
+    assert [r["declared_commune_code"] for r in rows] == [target["code"]]
+    unsent(page, 0)
+    assert errors == []
+
+
+def test_a_lost_refresh_answer_does_not_end_the_session(live_server, browser_page, commune, seeded, surveyor):
+    """The server renews the token but its answer never reaches the phone: the next renewal with the same token
+    gets the same pair, the forms are sent, nobody types the password again."""
+    page = browser_page
+    account = surveyor
+    surveyor = f"Sóng Yếu {uuid.uuid4().hex[:8]}"
+    errors = open_form(page, live_server, commune, account=account)
+    lost = []
+
+    def drop_the_answer(route):
+        if not lost:
+            response = route.fetch()  # the server did the rotation...
+            lost.append(response.json())
+            route.abort("connectionreset")  # ...and the phone never heard of it
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/auth/refresh", drop_the_answer)
+    page.context.set_offline(True)
+    fill_aspirant(page, commune, surveyor=surveyor, name="Đinh Văn Mạng")
+    page.click("#save")
+    unsent(page, 1)
+    before = stored(page, "session")
+    store_value(page, "session", before | {"access_until": 0})  # the access token has expired meanwhile
+    page.context.set_offline(False)
+    page.click("#send-now")
+    page.locator(".notice.ok", has_text="Đã gửi phiếu của Đinh Văn Mạng").wait_for(timeout=30000)
+    assert len(lost) == 1
+    after = stored(page, "session")
+    assert after["refresh"] == lost[0]["refresh_token"] and after["access"] == lost[0]["access_token"]
+    assert page.locator("#signin").is_hidden() and "Đang đăng nhập" in page.inner_text("#who")
+    assert page.inner_text("#net") == ""  # online, and not told otherwise
+    assert len(wait_for_records(seeded, surveyor, 1)) == 1
+    assert errors == []
+
+
+def test_a_session_ended_is_said_and_stays_said(live_server, browser_page, commune, seeded, surveyor):
+    page = browser_page
+    errors = open_form(page, live_server, commune, account=surveyor)
+    session = stored(page, "session")
+    store_value(page, "session", session | {"access_until": 0, "refresh": "revoked-or-unknown"})
+    fill_aspirant(page, commune, surveyor=f"Hết Phiên {uuid.uuid4().hex[:8]}", name="Ông Hết Phiên")
+    page.click("#save")
+    page.locator("#signin-error", has_text="Phiên đăng nhập đã hết").wait_for(timeout=20000)
+    unsent(page, 1)
+    page.click("#send-now")
+    page.wait_for_timeout(500)  # another try finds no session: the reason stays on screen
+    assert "Phiên đăng nhập đã hết" in page.inner_text("#signin-error") and page.inner_text("#net") == ""
+    assert errors == []
+
+
+def test_no_gps_the_interview_is_still_recorded_and_flagged(live_server, browser_page, commune, seeded, surveyor):
+    page = browser_page
+    account = surveyor
+    surveyor = f"Trong Nhà {uuid.uuid4().hex[:8]}"
+    errors = open_form(page, live_server, commune, account=account)
+    page.context.clear_permissions()  # location refused
+    page.check('input[name="kind"][value="aspirant"]')
+    page.fill("#f-surveyor", surveyor)
+    page.check("#f-consent")
+    pick_commune(page, commune)
+    page.click("#save")
+    assert "Chưa có vị trí GPS" in page.inner_text("#err-location")  # GPS or a reason
+    page.click("#f-location-button")
+    page.locator("#f-location-status", has_text="Không được phép dùng vị trí").wait_for(timeout=10000)
+    assert page.is_checked('input[name="location_missing_reason"][value="denied"]')  # offered, may be changed
+    page.check('input[name="location_missing_reason"][value="indoors"]')
+    page.fill("#f-full_name", "Hồ Thị Trong")
+    page.fill("#f-birth_year", "1995")
+    page.check('input[name="sex"][value="female"]')
+    page.check('input[name="markets_wanted"][value="JP"]')
+    page.select_option("#f-sector", "sewing")
+    page.click("#save")
+    notice = page.locator(".notice.warn", has_text="Đã gửi phiếu của Hồ Thị Trong")
+    notice.wait_for(timeout=20000)
+    assert "Cán bộ sẽ kiểm tra" in notice.inner_text() and "không có vị trí GPS" in notice.inner_text()
+    (row,) = wait_for_records(seeded, surveyor, 1)
+    assert row["declared_commune_code"] == row["assigned_commune_code"] == commune["code"]
+    with seeded.connect() as conn:
+        stored_row = conn.execute(text("SELECT geom IS NULL AS no_point, location_missing_reason FROM survey_record "
+                                       "WHERE surveyor = :s"), {"s": surveyor}).one()
+    assert stored_row.no_point and stored_row.location_missing_reason == "indoors"
+    assert errors == []
+
+
+FAST_CLOCK = """(() => {
+  // The phone's clock is three hours fast.
+  const Real = Date, ahead = 3 * 3600 * 1000;
+  class PhoneDate extends Real {
+    constructor(...a) { if (a.length === 0) super(Real.now() + ahead); else super(...a); }
+    static now() { return Real.now() + ahead; }
+  }
+  PhoneDate.parse = Real.parse; PhoneDate.UTC = Real.UTC;
+  globalThis.Date = PhoneDate;
+})();"""
+
+
+def test_a_form_rejected_for_the_phones_clock_is_corrected_and_stored(live_server, browser_page, commune, seeded, surveyor):
+    page = browser_page
+    account = surveyor
+    surveyor = f"Đồng Hồ {uuid.uuid4().hex[:8]}"
+    page.add_init_script(FAST_CLOCK)
+    errors = open_form(page, live_server, commune, account=account)
+    fill_aspirant(page, commune, surveyor=surveyor, name="Vi Văn Giờ")
+    page.click("#save")
+    rejected = page.locator(".notice.error", has_text="Máy chủ từ chối phiếu của Vi Văn Giờ")
+    rejected.wait_for(timeout=20000)
+    text_ = rejected.inner_text()
+    assert "Thời điểm khảo sát" in text_ and "đồng hồ điện thoại có vẻ sai" in text_  # the server, in Vietnamese
+    assert "nhanh hơn giờ chuẩn khoảng 3 giờ" in text_  # by how much, from the server's Date header
+    assert records_of(seeded, surveyor) == []
+    rejected.get_by_role("button", name="Sửa lại phiếu này").click()
+    assert page.input_value("#f-full_name") == "Vi Văn Giờ"
+    page.click("#save")
+    page.locator(".notice.ok", has_text="Đã gửi phiếu của Vi Văn Giờ").wait_for(timeout=20000)
+    assert len(wait_for_records(seeded, surveyor, 1)) == 1
+    with seeded.connect() as conn:
+        collected, status = conn.execute(text(
+            """SELECT r.collected_at, q.status FROM survey_record r
+               JOIN submission_quarantine q ON q.resolved_instance_id = r.instance_id WHERE r.surveyor = :s"""),
+            {"s": surveyor}).one()
+    assert status == "resubmitted"
+    # The interview's time, set right: within minutes of now, not three hours ahead.
+    assert abs((collected - dt.datetime.now(dt.UTC)).total_seconds()) < 600
+    assert errors == []
+
+
+def test_small_things_on_a_phone(live_server, browser_page, commune, surveyor):
+    page = browser_page
+    page.set_viewport_size(PHONE)
+    errors = open_form(page, live_server, commune, account=surveyor)
+    for selector in ("#other-lang", "#signout"):
+        box = page.locator(selector).bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, selector
+    # An empty save puts the surveyor on the first question to answer.
+    page.click("#save")
+    assert page.evaluate("document.activeElement.name") == "kind"
+    # At 130 % text size every country name of the grid is whole, inside the screen.
+    page.evaluate("document.body.style.fontSize = '23.4px'")
+    page.check('input[name="kind"][value="aspirant"]')
+    page.check("#f-consent")
+    overflow = page.eval_on_selector_all(
+        '#f-markets_wanted label.check',
+        """els => els.filter(l => { const s = l.querySelector('span'); const r = l.getBoundingClientRect();
+                                    return s.scrollWidth > s.clientWidth + 1 || r.right > document.documentElement.clientWidth; })
+                    .map(l => l.textContent)""")
+    assert overflow == []
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert errors == []
+
+
+def test_answers_are_compressed_and_the_form_definition_revalidated(live_server):
+    import httpx
+
+    from api.routers.survey_page import asset_version
+
+    with httpx.Client(base_url=live_server, headers={"Accept-Encoding": "gzip"}) as http:
+        spec = http.get("/survey/form.json")
+        assert spec.status_code == 200 and spec.headers["content-encoding"] == "gzip"
+        assert int(spec.headers["content-length"]) < len(spec.content) / 3  # the bytes on the wire
+        assert spec.json()["messages"]["required"]["vi"] == "Phải trả lời câu này"
+        etag = spec.headers["etag"]
+        again = http.get("/survey/form.json", headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+        page = http.get("/survey")
+        assert page.headers["content-encoding"] == "gzip"
+        assert http.get("/survey", headers={"If-None-Match": page.headers["etag"]}).status_code == 304
+        sw = http.get("/survey/sw.js")
+        assert http.get("/survey/sw.js", headers={"If-None-Match": sw.headers["etag"]}).status_code == 304
+        script = http.get(f"/static/survey/survey.js?v={asset_version()}")
+        assert script.headers["content-encoding"] == "gzip" and "immutable" in script.headers["cache-control"]
+        assert http.get("/static/survey/survey.js", headers={"If-None-Match": script.headers["etag"]}).status_code == 304
+        assert http.get("/static/survey/survey.js?v=old").headers["cache-control"] == "no-cache"
+        api = http.get("/api/v1/units", params={"level": "province", "limit": 1000})
+        assert api.headers["content-encoding"] == "gzip"  # the whole app, not only the form
+        icon = http.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.content.startswith(b"\x89PNG")

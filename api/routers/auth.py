@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
 from api.access import ALL_ROLES, PUBLIC, Allow
+from api.caching import conditional, etag_of
 from api.deps import AuthUser, DbConn, unauthorized
+from api.schemas import AreaUnits
 from api.security.accounts import user_scope_codes
 from api.security.sessions import RefreshResult, rotate_refresh_token
 from api.security.signin import LoginResult, authenticate
@@ -98,11 +102,14 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], response:
 async def refresh(body: RefreshRequest, response: Response) -> dict:
     """Exchange a refresh token for a new access and refresh token; the old refresh token stops working.
 
-    Presenting a refresh token that was already exchanged ends every session
-    of that sign-in (a copy of it may have been stolen): sign in again.
+    The same refresh token again within ``LABOUR_ATLAS_REFRESH_GRACE_SECONDS``
+    (60 s) gives the same new pair again, as long as the new refresh token has
+    not been used (the first answer was lost on the way). Later, presenting a
+    refresh token that was already exchanged ends every session of that
+    sign-in (a copy of it may have been stolen): sign in again.
     """
     result = await run_in_threadpool(_refresh, body.refresh_token)
-    if result.status == "ok":
+    if result.status in ("ok", "again"):
         _no_store(response)
         return result.tokens.as_response()
     reasons = {
@@ -118,3 +125,32 @@ async def refresh(body: RefreshRequest, response: Response) -> dict:
 def me(user: SignedIn, conn: DbConn) -> dict:
     """The signed-in user: username, role and area scope (the unit codes as given)."""
     return {"username": user.username, "role": user.role.value, "scope": user_scope_codes(conn, user.id)}
+
+
+AREA_COLUMNS = ["structure", "code", "name", "unit_type", "level", "parent_code", "name_folded"]
+AREA_UNITS_SQL = text(f"""
+SELECT {", ".join("u." + c for c in AREA_COLUMNS)}
+FROM user_scope_unit s JOIN admin_unit u ON u.structure = s.structure AND u.code = s.code
+WHERE s.user_id = :id ORDER BY u.structure, u.level, u.code
+""")
+CURRENT_STRUCTURE_SQL = text("""
+SELECT name FROM boundary_structure
+WHERE valid_from <= (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+  AND (valid_to IS NULL OR (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date < valid_to)
+""")
+
+
+@router.get("/me/units", response_model=AreaUnits, responses={304: {"description": "Unchanged since the version sent "
+                                                                              "in If-None-Match"}})
+def my_units(user: SignedIn, conn: DbConn, request: Request) -> Response:
+    """Every unit of your area in both boundary structures (codes, names, types, parents, names without diacritics).
+
+    The web form keeps them after sign-in so that a commune can be found with no signal from the first day;
+    it asks again with ``If-None-Match`` and gets 304 until the boundaries or the area change.
+    """
+    rows = [list(r) for r in conn.execute(AREA_UNITS_SQL, {"id": user.id})]
+    current = conn.execute(CURRENT_STRUCTURE_SQL).scalar()
+    content = json.dumps([current, rows], ensure_ascii=False, separators=(",", ":")).encode()
+    version = etag_of(content).strip('"')
+    body = AreaUnits(version=version, current_structure=current, columns=AREA_COLUMNS, units=rows)
+    return conditional(request, body.model_dump_json().encode(), "application/json")

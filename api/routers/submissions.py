@@ -25,6 +25,7 @@ from survey.ingest import (
     ingest,
     parse_payload,
 )
+from survey.messages import Lang
 from survey.quarantine import QuarantinedForm, list_quarantine, quarantined_form, resolve_quarantine
 from survey.records import (
     ReviewStatus,
@@ -33,7 +34,7 @@ from survey.records import (
     readable_duplicates,
     review_record,
 )
-from survey.schemas import FieldError, submission_model
+from survey.schemas import FieldError, in_language, submission_model
 from survey.store import Sender
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
@@ -57,9 +58,22 @@ SUBMISSION_SCHEMA = {
 }
 
 
-def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
+def answer_language(request: Request) -> Lang:
+    """The language of the messages in an answer: the first of Vietnamese or English in Accept-Language (English
+    when neither is there, as API clients expect); the web form asks for its own language."""
+    for tag in request.headers.get("accept-language", "").split(","):
+        tag = tag.split(";")[0].strip().lower()
+        if tag.startswith("vi"):
+            return "vi"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+def outcome_body(conn, o: Outcome, reader: Reader, lang: Lang = "en") -> dict:
     """The answer about one submission, built through :class:`~api.schemas.SubmissionOutcome` (its fields only)."""
     body: dict = {"status": o.status, "instance_id": o.instance_id}
+    o.errors = in_language(o.errors, lang)
     if o.status == "rejected":
         # FastAPI's validation shape, plus the field/message list the web form shows.
         body |= {"detail": [{"loc": ["body", e["field"]], "msg": e["message"], "type": "value_error"} for e in o.errors],
@@ -77,13 +91,13 @@ def outcome_body(conn, o: Outcome, reader: Reader) -> dict:
     return SubmissionOutcome.model_validate(body).model_dump(mode="json", exclude_unset=True)
 
 
-def store_one(conn, item: Incoming, source: str, user: AuthUser) -> tuple[dict, int]:
+def store_one(conn, item: Incoming, source: str, user: AuthUser, lang: Lang = "en") -> tuple[dict, int]:
     """Ingest one payload (blocking database work: run it off the event loop)."""
     (outcome,) = ingest(conn, [item], source=source, sender=sender_of(user))
-    return outcome_body(conn, outcome, reader_for(user, SENDERS.limit)), HTTP_STATUS[outcome.status]
+    return outcome_body(conn, outcome, reader_for(user, SENDERS.limit), lang), HTTP_STATUS[outcome.status]
 
 
-def store_correction(conn, item: Incoming, entry: QuarantinedForm, user: AuthUser) -> tuple[dict, int]:
+def store_correction(conn, item: Incoming, entry: QuarantinedForm, user: AuthUser, lang: Lang = "en") -> tuple[dict, int]:
     """Ingest the correction of a quarantined form; close the entry only with a record created from it now.
 
     The correction keeps the rejected form's instance id, or brings a new one
@@ -91,7 +105,7 @@ def store_correction(conn, item: Incoming, entry: QuarantinedForm, user: AuthUse
     taken over: "exists" or "conflict" leave the entry open.
     """
     (outcome,) = ingest(conn, [item], source=f"api-resubmit:{entry.id}", sender=sender_of(user))
-    body = outcome_body(conn, outcome, reader_for(user, SENDERS.limit))
+    body = outcome_body(conn, outcome, reader_for(user, SENDERS.limit), lang)
     if outcome.status == "created":
         resolve_quarantine(conn, entry.id, outcome.instance_id)
         return body, 201
@@ -117,7 +131,7 @@ OUTCOMES = {201: {"model": SubmissionOutcome, "description": "Stored"},
 async def submit(request: Request, conn: DbConn, user: SurveyUser) -> JSONResponse:
     """Store one survey record, idempotently (key: ``instance_id``), in your area (surveyors, officers)."""
     item = parse_payload(await request.body())
-    body, status = await run_in_threadpool(store_one, conn, item, "api", user)
+    body, status = await run_in_threadpool(store_one, conn, item, "api", user, answer_language(request))
     return JSONResponse(body, status_code=status)
 
 
@@ -131,16 +145,17 @@ async def submit_batch(request: Request, conn: DbConn, user: SurveyUser) -> JSON
         # Unreadable as a batch: the whole body is kept in the quarantine, as one rejected payload.
         if body.problem is None:
             body.problem = FieldError("body", "the body must be a JSON array of submissions")
-        answer, _ = await run_in_threadpool(store_one, conn, body, "api-batch", user)
+        answer, _ = await run_in_threadpool(store_one, conn, body, "api-batch", user, answer_language(request))
         return JSONResponse(answer, status_code=422)
     if len(body.payload) > MAX_BATCH:
         raise TooLarge(f"{len(body.payload)} submissions in one batch; at most {MAX_BATCH}")
     items = [Incoming(json.dumps(p, ensure_ascii=False), p, row_number=i + 1) for i, p in enumerate(body.payload)]
+    lang = answer_language(request)
 
     def store_all() -> tuple[list[Outcome], list[dict]]:
         outcomes = ingest(conn, items, source="api-batch", sender=sender_of(user))
         reader = reader_for(user, SENDERS.limit)
-        return outcomes, [outcome_body(conn, o, reader) | {"index": o.row_number - 1} for o in outcomes]
+        return outcomes, [outcome_body(conn, o, reader, lang) | {"index": o.row_number - 1} for o in outcomes]
 
     outcomes, results = await run_in_threadpool(store_all)
     counts = {s: sum(o.status == s for o in outcomes) for s in HTTP_STATUS}
@@ -156,12 +171,14 @@ def records(
     kind: RecordKind | None = None,
     commune: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
     duplicates_only: bool = False,
+    flagged_only: Annotated[bool, Query(description="Only records flagged for review: coarse or mock GPS, a point "
+                                                   "outside the declared commune, or no point (location_missing_reason)")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict]:
     """Stored records, newest first: an officer's area, or what a surveyor sent (personal data: purpose required, audited)."""
     found = list_records(conn, review_status=review_status, kind=kind, commune=commune, duplicates_only=duplicates_only,
-                         limit=limit, offset=offset, reader=reader_for(user, SENDERS.limit))
+                         flagged_only=flagged_only, limit=limit, offset=offset, reader=reader_for(user, SENDERS.limit))
     audit.log(r["instance_id"] for r in found)
     return found
 
@@ -231,7 +248,7 @@ async def resubmit(request: Request, conn: DbConn, user: SurveyUser,
         resolved = f" by record {entry.resolved_instance_id}" if entry.resolved_instance_id else ""
         raise Conflict(f"quarantined submission {quarantine_id} is already {entry.status}{resolved}")
     item = parse_payload(await request.body())
-    body, status = await run_in_threadpool(store_correction, conn, item, entry, user)
+    body, status = await run_in_threadpool(store_correction, conn, item, entry, user, answer_language(request))
     return JSONResponse(body, status_code=status)
 
 

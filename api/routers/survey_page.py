@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+import zlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from api.access import PUBLIC
+from api.caching import conditional
 from geodata.settings import get_settings
 from survey.definition import FORM
 from survey.webform import webform_spec
@@ -29,34 +33,9 @@ API = Path(__file__).parent.parent
 templates = Jinja2Templates(directory=API / "templates")
 ASSETS = ("static/survey/survey.js", "static/survey/survey.css")
 SCOPE = "/survey"
-
-
-def asset_version() -> str:
-    """Changes whenever the page, its assets or the form change (cache busting, service worker update)."""
-    h = hashlib.sha256(FORM.version.encode())
-    for rel in ("templates/survey.html", *ASSETS):
-        h.update((API / rel).read_bytes())
-    return h.hexdigest()[:12]
-
-
-def _lang(request: Request) -> str:
-    return "en" if request.query_params.get("lang") == "en" else "vi"
-
-
-@router.get("/survey", response_class=HTMLResponse)
-def survey_page(request: Request) -> HTMLResponse:
-    """The survey form (Vietnamese; ``?lang=en`` for English)."""
-    lang = _lang(request)
-    spec = webform_spec(FORM)
-    response = templates.TemplateResponse(
-        request, "survey.html", {"lang": lang, "title": spec["title"][lang], "v": asset_version(), "scope": SCOPE}
-    )
-    response.headers["Cache-Control"] = "no-cache"
-    return response
-
-
 class WebForm(BaseModel):
-    """The form definition as the web page reads it (see :func:`survey.webform.webform_spec`)."""
+    """The form definition as the web page reads it (see :func:`survey.webform.webform_spec`), with the message
+    catalogue its checks and the server's rejections are written from (:mod:`survey.messages`)."""
 
     form_id: str
     version: str
@@ -65,27 +44,87 @@ class WebForm(BaseModel):
     kinds: list[dict[str, Any]]
     fields: list[dict[str, Any]]
     rules: dict[str, Any]
+    messages: dict[str, dict[str, str]]
+
+
+@lru_cache(maxsize=4)
+def _form_json(gps_accuracy_limit_m: float) -> bytes:
+    spec = webform_spec(FORM)
+    spec["rules"]["gps_accuracy_limit_m"] = gps_accuracy_limit_m
+    return json.dumps(WebForm.model_validate(spec).model_dump(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def form_json() -> bytes:
+    """The form as the page reads it (plus this server's GPS accuracy limit)."""
+    return _form_json(get_settings().gps_accuracy_limit_m)
+
+
+@lru_cache(maxsize=4)
+def _asset_version(form: bytes) -> str:
+    h = hashlib.sha256(form)
+    for rel in ("templates/survey.html", *ASSETS):
+        h.update((API / rel).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def asset_version() -> str:
+    """Changes whenever the page, its assets or the form (with the settings it carries) change: the versioned
+    URLs of the assets, the service worker's cache, and the page's check that its stored form is current."""
+    return _asset_version(form_json())
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.query_params.get("lang") == "en" else "vi"
+
+
+@router.get("/survey", response_class=HTMLResponse)
+def survey_page(request: Request) -> Response:
+    """The survey form (Vietnamese; ``?lang=en`` for English)."""
+    lang = _lang(request)
+    spec = webform_spec(FORM)
+    page = templates.get_template("survey.html").render(
+        {"request": request, "lang": lang, "title": spec["title"][lang], "v": asset_version(), "scope": SCOPE})
+    return conditional(request, page.encode(), "text/html; charset=utf-8")
 
 
 @router.get("/survey/form.json", response_model=WebForm)
-def survey_form() -> JSONResponse:
-    """The form as JSON, generated from the form definition (plus this server's GPS accuracy limit)."""
-    spec = webform_spec(FORM)
-    spec["rules"]["gps_accuracy_limit_m"] = get_settings().gps_accuracy_limit_m
-    return JSONResponse(WebForm.model_validate(spec).model_dump(), headers={"Cache-Control": "no-cache"})
+def survey_form(request: Request) -> Response:
+    """The form as JSON, generated from the form definition (plus this server's GPS accuracy limit and the
+    message catalogue); 304 when the page already has it."""
+    return conditional(request, form_json(), "application/json")
 
 
-# The service worker. Network first for the page and the form (so a changed
-# form arrives as soon as there is signal), but after TIMEOUT_MS on a weak
-# signal the stored copy is shown and the network answer only refreshes it.
+def _favicon_png() -> bytes:
+    # A 16 x 16 square in the page's colour, written here rather than shipped as a binary file.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x1f\x4e\x9a" * 16 for _ in range(16))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+FAVICON = _favicon_png()
+
+
+@router.get("/favicon.ico", response_class=Response)
+def favicon() -> Response:
+    """The site's icon (browsers ask for it on every first visit)."""
+    return Response(FAVICON, media_type="image/png", headers={"Cache-Control": "public, max-age=604800"})
+
+
+# The service worker. The page, its versioned script and style and the form
+# were just loaded: installing takes them from the browser's HTTP cache (the
+# page and the form revalidated with their ETags, 304), not downloaded again.
+# Then the stored copy answers at once (a warm open waits for no network) and
+# the network only refreshes it in the background; a new version of anything
+# is a new service worker with a new cache, which takes over.
 SERVICE_WORKER = """\
 'use strict';
 const CACHE = 'labour-survey-' + %(version)s;
 const PRECACHE = %(precache)s;
-const TIMEOUT_MS = 4000;
 
 self.addEventListener('install', event => {
-  event.waitUntil(caches.open(CACHE).then(c => c.addAll(PRECACHE.map(u => new Request(u, {cache: 'reload'})))).then(() => self.skipWaiting()));
+  event.waitUntil(caches.open(CACHE).then(c => c.addAll(PRECACHE)).then(() => self.skipWaiting()));
 });
 
 self.addEventListener('activate', event => {
@@ -100,43 +139,34 @@ function handled(url) {
     || url.pathname.startsWith('/static/survey/'));
 }
 
-function networkFirst(event) {
-  const request = event.request;
-  let stored;
-  const saved = new Promise(resolve => { stored = resolve; });
-  event.waitUntil(saved);  // the fresh copy is kept even after the stored one was shown
-  const network = fetch(request).then(response => {
-    if (response.ok) {
-      const copy = response.clone();
-      caches.open(CACHE).then(c => c.put(request, copy)).then(stored, stored);
-    } else stored();
+function refresh(cache, request) {
+  return fetch(request).then(response => {
+    if (response.ok) return cache.put(request, response.clone()).then(() => response);
     return response;
-  }, error => { stored(); throw error; });
-  return (async () => {
-    const cache = await caches.open(CACHE);
-    const cached = await cache.match(request) || (request.mode === 'navigate' ? await cache.match('/survey') : undefined);
-    if (!cached) return network;
-    const late = new Promise(resolve => setTimeout(() => resolve(cached), TIMEOUT_MS));
-    return Promise.race([network.then(r => r.ok ? r : cached, () => cached), late]);
-  })();
+  });
+}
+
+async function answer(event) {
+  const request = event.request;
+  const url = new URL(request.url);
+  const cache = await caches.open(CACHE);
+  const cached = await cache.match(request) || (request.mode === 'navigate' ? await cache.match(url.pathname + url.search) : undefined);
+  if (!cached) return refresh(cache, request).catch(() => cache.match('/survey').then(r => r || Response.error()));
+  if (!url.searchParams.has('v')) event.waitUntil(refresh(cache, request).catch(() => null));  // versioned: never changes
+  return cached;
 }
 
 self.addEventListener('fetch', event => {
   if (event.request.method !== 'GET') return;
-  const url = new URL(event.request.url);
-  if (handled(url)) event.respondWith(networkFirst(event));
+  if (handled(new URL(event.request.url))) event.respondWith(answer(event));
 });
 """
 
 
 @router.get("/survey/sw.js", response_class=Response)
-def service_worker() -> Response:
+def service_worker(request: Request) -> Response:
     """The service worker of the survey form (scope ``/survey``)."""
     v = asset_version()
     precache = [SCOPE, f"{SCOPE}?lang=en", f"{SCOPE}/form.json", *(f"/{a}?v={v}" for a in ASSETS)]
     body = SERVICE_WORKER % {"version": json.dumps(v), "precache": json.dumps(precache)}
-    return Response(
-        body,
-        media_type="text/javascript",
-        headers={"Service-Worker-Allowed": SCOPE, "Cache-Control": "no-cache"},
-    )
+    return conditional(request, body.encode(), "text/javascript", {"Service-Worker-Allowed": SCOPE})

@@ -2,10 +2,11 @@
  *
  * Built from /survey/form.json (generated from the one form definition,
  * survey/definition.py): a new field there appears here with no change.
- * Validation repeats the server's rules (survey/schemas.py). A saved form goes
- * to a queue in the phone's storage FIRST, then the queue is sent to
- * POST /api/v1/submissions whenever there is signal (on load, on the `online`
- * event, every 30 s). Plain JS, no build step, no external files.
+ * Validation repeats the server's rules (survey/schemas.py) with the server's
+ * message catalogue (survey/messages.py, in form.json). A saved form goes to a
+ * queue in IndexedDB FIRST ("saved" is said once it is on disk), then the queue
+ * is sent to POST /api/v1/submissions whenever there is signal (on load, on the
+ * `online` event, every 30 s). Plain JS, no build step, no external files.
  */
 (function () {
   'use strict';
@@ -15,6 +16,7 @@
   const FLUSH_EVERY_MS = 30000;
   const SEND_TIMEOUT_MS = 30000;
   const SEARCH_TIMEOUT_MS = 8000;
+  const VERSION = document.body.dataset.version || '';
   const KEY = {
     queue: 'labourAtlas.survey.queue',
     spec: 'labourAtlas.survey.spec',
@@ -24,6 +26,8 @@
     draft: 'labourAtlas.survey.draft',
     notices: 'labourAtlas.survey.notices',
     session: 'labourAtlas.survey.session',
+    area: 'labourAtlas.survey.area',
+    clock: 'labourAtlas.survey.clock',
   };
   // Refresh the access token this long before it expires (clock skew, slow networks).
   const TOKEN_MARGIN_MS = 60000;
@@ -34,6 +38,16 @@
   const TEXT = {
     vi: {
       unsent: 'Chưa gửi', sendNow: 'Gửi ngay', offline: 'Mất mạng: phiếu được lưu trên máy', online: '',
+      slow: 'Mạng yếu: phiếu được lưu trên máy và sẽ được gửi lại sau',
+      duration: m => m >= 60 ? `${Math.floor(m / 60)} giờ${m % 60 ? ' ' + (m % 60) + ' phút' : ''}` : `${m} phút`,
+      flagged: 'Cán bộ sẽ kiểm tra phiếu này:',
+      flagAccuracy: (acc, lim) => `sai số GPS ± ${acc} m, lớn hơn ${lim} m`,
+      flagMock: 'điện thoại báo vị trí giả lập',
+      flagNoLocation: r => `không có vị trí GPS (${r})`,
+      flagMismatch: d => `vị trí GPS ở ngoài xã/phường đã chọn${d ? ' (cách ' + d + ' m)' : ''}`,
+      areaReady: n => `Đã lưu ${n} xã/phường của địa bàn để tìm khi không có mạng`,
+      communeOfflineArea: 'Không có mạng: tìm trong các xã/phường của địa bàn đã lưu trên máy',
+      fixThese: 'Sửa các câu đánh dấu đỏ rồi lưu lại để gửi lại.',
       sending: 'Đang gửi…', loadFailed: 'Không tải được biểu mẫu. Hãy mở lại trang khi có mạng.',
       chooseKindFirst: 'Chọn loại phiếu để hiện các câu hỏi riêng.',
       choose: '— Chọn —', yes: 'Có', no: 'Không', required: 'Phải trả lời câu này',
@@ -65,7 +79,6 @@
       saved: who => `Đã lưu phiếu${who ? ' của ' + who : ''}. Mời nhập người tiếp theo.`,
       sent: who => `Đã gửi phiếu${who ? ' của ' + who : ''}.`,
       already: who => `Phiếu${who ? ' của ' + who : ''} đã có trên máy chủ.`,
-      mismatch: 'Vị trí GPS không nằm trong xã/phường đã chọn: cán bộ sẽ kiểm tra.',
       conflict: who => `Lỗi: mã phiếu${who ? ' của ' + who : ''} đã được dùng cho một phiếu khác. Phiếu này không được lưu trên máy chủ.`,
       rejected: who => `Máy chủ từ chối phiếu${who ? ' của ' + who : ''} (đã chuyển vào mục cần xử lý):`,
       failed: (who, s) => `Không gửi được phiếu${who ? ' của ' + who : ''} (lỗi ${s}).`,
@@ -79,6 +92,16 @@
     },
     en: {
       unsent: 'Unsent', sendNow: 'Send now', offline: 'Offline: forms are kept on this phone', online: '',
+      slow: 'Weak signal: forms are kept on this phone and sent later',
+      duration: m => m >= 60 ? `${Math.floor(m / 60)} h${m % 60 ? ' ' + (m % 60) + ' min' : ''}` : `${m} min`,
+      flagged: 'An officer will check this form:',
+      flagAccuracy: (acc, lim) => `GPS accuracy ± ${acc} m, worse than ${lim} m`,
+      flagMock: 'the phone reports a mock location',
+      flagNoLocation: r => `no GPS location (${r})`,
+      flagMismatch: d => `the GPS location is outside the chosen commune${d ? ' (' + d + ' m away)' : ''}`,
+      areaReady: n => `${n} communes of your area kept for searching offline`,
+      communeOfflineArea: 'Offline: searching the communes of your area kept on this phone',
+      fixThese: 'Fix the answers marked in red, then save to send it again.',
       sending: 'Sending…', loadFailed: 'The form could not be loaded. Open the page again when online.',
       chooseKindFirst: 'Choose the record kind to show its own questions.',
       choose: '— Choose —', yes: 'Yes', no: 'No', required: 'This question must be answered',
@@ -110,7 +133,6 @@
       saved: who => `Saved${who ? ': ' + who : ''}. Next person.`,
       sent: who => `Sent${who ? ': ' + who : ''}.`,
       already: who => `Already on the server${who ? ': ' + who : ''}.`,
-      mismatch: 'The GPS location is not in the chosen commune: an officer will check.',
       conflict: who => `Error: the form id${who ? ' of ' + who : ''} is already used by another form. It was not stored.`,
       rejected: who => `The server rejected the form${who ? ' of ' + who : ''} (kept for review):`,
       failed: (who, s) => `The form${who ? ' of ' + who : ''} could not be sent (error ${s}).`,
@@ -129,10 +151,59 @@
   const fieldsEl = $('fields');
   let spec = null;
   let consentField = null;
-  const state = { location: null, commune: null, resubmit: null, suggestion: null };
+  const state = { location: null, commune: null, resubmit: null, suggestion: null, collectedAt: null };
 
   // ---------------------------------------------------------------- storage
-  function load(key, fallback) {
+  // IndexedDB, written with strict durability: a form is on disk when its
+  // transaction completes, and only then is "saved" shown. (localStorage,
+  // used before, is written to disk lazily: a phone dying a second after
+  // "saved" lost the form.) Small values are mirrored in memory so that the
+  // page reads them at once; the queue is read from the database each time,
+  // so that two tabs never overwrite each other's forms. Without IndexedDB
+  // (some private modes) localStorage is the fallback.
+  const DB_NAME = 'labour-atlas-survey';
+  const KV_KEYS = Object.keys(KEY).filter(k => k !== 'queue').map(k => KEY[k]);
+  let db = null;
+  const mem = {};
+  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('labour-atlas-survey') : null;
+  function openDb() {
+    return new Promise(resolve => {
+      if (!window.indexedDB) { resolve(null); return; }
+      let req;
+      try { req = indexedDB.open(DB_NAME, 1); } catch (e) { resolve(null); return; }
+      req.onupgradeneeded = () => {
+        const d = req.result;
+        if (!d.objectStoreNames.contains('queue')) d.createObjectStore('queue', { keyPath: 'id' });
+        if (!d.objectStoreNames.contains('kv')) d.createObjectStore('kv');
+      };
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => resolve(null);
+      req.onblocked = () => resolve(null);
+    });
+  }
+  // Runs `work` in one read-write transaction; true once it is durably written.
+  function write(stores, work) {
+    return new Promise(resolve => {
+      let t;
+      try { t = db.transaction(stores, 'readwrite', { durability: 'strict' }); } catch (e) {
+        try { t = db.transaction(stores, 'readwrite'); } catch (e2) { resolve(false); return; }
+      }
+      t.oncomplete = () => resolve(true);
+      t.onerror = () => resolve(false);
+      t.onabort = () => resolve(false);
+      try { work(t); } catch (e) { try { t.abort(); } catch (e2) { /* already over */ } resolve(false); }
+    });
+  }
+  function readStore(name, keys) {
+    return new Promise(resolve => {
+      let t;
+      try { t = db.transaction(name, 'readonly'); } catch (e) { resolve([]); return; }
+      const r = keys ? t.objectStore(name).getAllKeys() : t.objectStore(name).getAll();
+      r.onsuccess = () => resolve(r.result || []);
+      r.onerror = () => resolve([]);
+    });
+  }
+  function lsLoad(key, fallback) {
     try {
       const raw = localStorage.getItem(key);
       return raw === null ? fallback : JSON.parse(raw);
@@ -140,7 +211,7 @@
       return fallback;
     }
   }
-  function store(key, value) {
+  function lsStore(key, value) {
     try {
       localStorage.setItem(key, JSON.stringify(value));
       return true;
@@ -148,7 +219,92 @@
       return false;
     }
   }
-  const readQueue = () => load(KEY.queue, []);
+  const load = (key, fallback) => (key in mem && mem[key] !== undefined ? mem[key] : fallback);
+  // Resolves true once written.
+  function store(key, value) {
+    mem[key] = value;
+    const done = db ? write('kv', t => t.objectStore('kv').put(value, key)) : Promise.resolve(lsStore(key, value));
+    if (channel && (key === KEY.notices || key === KEY.session)) done.then(() => channel.postMessage(key));
+    return done;
+  }
+  function forget(key) {
+    delete mem[key];
+    return db ? write('kv', t => t.objectStore('kv').delete(key)) : Promise.resolve(lsRemove(key));
+  }
+  function lsRemove(key) {
+    try { localStorage.removeItem(key); } catch (e) { /* ignore */ }
+    return true;
+  }
+  async function readQueue() {
+    if (!db) return lsLoad(KEY.queue, []);
+    const items = await readStore('queue');
+    return items.sort((x, y) => (x.seq || 0) - (y.seq || 0));
+  }
+  // A form into the queue, and the next draft out, in one durable transaction.
+  async function enqueue(item) {
+    item.seq = Date.now() + Math.random();
+    if (!db) {
+      const q = lsLoad(KEY.queue, []).filter(x => x.id !== item.id);
+      q.push(item);
+      return lsStore(KEY.queue, q);
+    }
+    const ok = await write(['queue', 'kv'], t => {
+      t.objectStore('queue').put(item);
+      t.objectStore('kv').delete(KEY.draft);
+    });
+    if (ok && channel) channel.postMessage(KEY.queue);
+    return ok;
+  }
+  async function dequeue(id) {
+    if (!db) lsStore(KEY.queue, lsLoad(KEY.queue, []).filter(q => q.id !== id));
+    else await write('queue', t => t.objectStore('queue').delete(id));
+    if (channel) channel.postMessage(KEY.queue);
+  }
+  async function loadMemory() {
+    if (!db) { for (const k of KV_KEYS) mem[k] = lsLoad(k, undefined); return; }
+    const [keys, values] = await Promise.all([readStore('kv', true), readStore('kv')]);
+    keys.forEach((k, i) => { mem[k] = values[i]; });
+  }
+  // Forms saved by the version of this page that used localStorage move to
+  // IndexedDB once; localStorage is cleared only after they are on disk.
+  async function migrateLocalStorage() {
+    if (!db) return;
+    const old = {};
+    for (const k of Object.values(KEY)) {
+      const v = lsLoad(k, undefined);
+      if (v !== undefined && !(k === KEY.draft && v && v.at)) old[k] = v;  // a draft with `at` is this version's copy
+    }
+    if (!Object.keys(old).length) return;
+    const queue = Array.isArray(old[KEY.queue]) ? old[KEY.queue] : [];
+    const ok = await write(['queue', 'kv'], t => {
+      queue.forEach((item, i) => { if (item && item.id) t.objectStore('queue').put(Object.assign({ seq: i }, item)); });
+      for (const [k, v] of Object.entries(old)) if (k !== KEY.queue) t.objectStore('kv').put(v, k);
+    });
+    if (ok) for (const k of Object.keys(old)) lsRemove(k);
+  }
+  async function openStorage() {
+    db = await openDb();
+    await migrateLocalStorage();
+    await loadMemory();
+    if (channel) {
+      channel.onmessage = async e => {
+        if (e.data === KEY.queue) { renderCount(); return; }
+        if (db) {
+          const all = await readStore('kv');
+          const keys = await readStore('kv', true);
+          keys.forEach((k, i) => { if (k === e.data) mem[k] = all[i]; });
+        }
+        if (e.data === KEY.notices) renderNotices();
+        if (e.data === KEY.session) renderSession();
+      };
+    }
+  }
+  // Asked once: a browser short of space then keeps these forms instead of evicting them.
+  async function askPersistence() {
+    try {
+      if (navigator.storage && navigator.storage.persist && !(await navigator.storage.persisted())) await navigator.storage.persist();
+    } catch (e) { /* not offered: the forms are still stored */ }
+  }
 
   // ------------------------------------------------------------------ utils
   function fold(s) {
@@ -198,14 +354,41 @@
     for (const c of children) if (c) e.append(c);
     return e;
   };
+  // Every answer from the server says the network works (whatever its status)
+  // and, by its Date header, how far the phone's clock is off; a failure says
+  // whether the phone is offline or the signal too weak to finish in time.
   async function fetchWithTimeout(url, options, ms) {
     const ctl = typeof AbortController === 'function' ? new AbortController() : null;
     const timer = ctl ? setTimeout(() => ctl.abort(), ms) : null;
+    const sent = Date.now();
     try {
-      return await fetch(url, Object.assign({}, options, ctl ? { signal: ctl.signal } : {}));
+      const r = await fetch(url, Object.assign({}, options, ctl ? { signal: ctl.signal } : {}));
+      setNet('online');
+      noteClock(r, sent);
+      return r;
+    } catch (e) {
+      // A lost or late answer while the phone has a network is a weak signal, not "no network".
+      setNet(navigator.onLine === false ? 'offline' : 'slow');
+      throw e;
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+  // Phone clock minus server clock, in ms (measured at the latest answer).
+  function noteClock(r, sent) {
+    const date = r.headers && r.headers.get('Date');
+    const server = date ? Date.parse(date) : NaN;
+    if (!isFinite(server)) return;
+    const now = Date.now();
+    const offset = Math.round((sent + now) / 2 - server - 500);  // the header is whole seconds
+    const old = load(KEY.clock, null);
+    if (!old || Math.abs(old.offset - offset) > 30000) store(KEY.clock, { offset, at: now });
+  }
+  function clockNote() {
+    const c = load(KEY.clock, null);
+    if (!c || Math.abs(c.offset) < 120000) return '';
+    const minutes = Math.round(Math.abs(c.offset) / 60000);
+    return msg(c.offset > 0 ? 'clock_ahead' : 'clock_behind', null, { amount: TEXT.duration(minutes) });
   }
 
   // ---------------------------------------------------------------- session
@@ -213,13 +396,18 @@
   // saved offline for days are sent without typing the password again; the
   // short-lived access token is renewed with it when there is signal.
   const session = () => load(KEY.session, null);
+  // Why the session ended stays on screen until someone signs in (not replaced by the general invitation).
+  let sessionMessage = null;
   function renderSession(message) {
     const s = session();
+    if (message) sessionMessage = message;
+    if (s) sessionMessage = null;
+    const shownMessage = message || (s ? '' : sessionMessage || TEXT.needSignIn);
     $('who').textContent = s ? TEXT.signedIn(s.username) : '';
     $('signin').hidden = !!s;
     $('signout').hidden = !s;
-    $('signin-error').textContent = message || (s ? '' : TEXT.needSignIn);
-    $('signin-error').classList.toggle('hint', !message);  // an invitation, not an error
+    $('signin-error').textContent = shownMessage;
+    $('signin-error').classList.toggle('hint', !message && !sessionMessage);  // an invitation, not an error
   }
   function keepTokens(username, body) {
     return store(KEY.session, {
@@ -228,7 +416,8 @@
     });
   }
   function endSession(message) {
-    try { localStorage.removeItem(KEY.session); } catch (e) { /* ignore */ }
+    forget(KEY.session);
+    if (!message) sessionMessage = null;
     renderSession(message);
   }
   async function signIn(e) {
@@ -248,9 +437,10 @@
     try { answer = await r.json(); } catch (err) { answer = null; }
     if (r.ok && answer) {
       f.reset();
-      keepTokens(username.toLowerCase(), answer);
+      await keepTokens(username.toLowerCase(), answer);
       renderSession();
       flush();
+      loadArea();
     } else {
       $('signin-error').textContent = r.status === 423 && answer ? TEXT.locked(answer.detail) : TEXT.badLogin;
       $('signin-error').classList.remove('hint');
@@ -278,7 +468,8 @@
     }
     if (r.ok) {
       const body = await r.json();
-      keepTokens(s.username, body);
+      // On disk before it is used: a lost new token would leave only the old one, refused after the grace.
+      await keepTokens(s.username, body);
       return body.access_token;
     }
     if (r.status === 401) { endSession(TEXT.sessionEnded); return null; }
@@ -297,6 +488,33 @@
     if (!kind) return allKinds().every(k => f.kinds.includes(k));
     return f.kinds.includes(kind);
   }
+  // A reason for a blank answer (why there is no GPS) is asked only while that answer is blank.
+  const targetOf = f => (f.reason_for ? spec.fields.find(x => x.name === f.reason_for) : null);
+  const reasonFor = f => spec.fields.find(x => x.reason_for === f.name) || null;
+  function shown(f, kind) {
+    if (!asked(f, kind)) return false;
+    const target = targetOf(f);
+    return !(target && !blank(readValue(target)));
+  }
+  // A message of the server's catalogue (form.json), in the page's language.
+  function msg(code, fieldName, params) {
+    const t = spec && spec.messages && spec.messages[code];
+    if (!t) return params && params.detail ? String(params.detail) : code;
+    const values = Object.assign({}, params || {});
+    const f = fieldName ? spec.fields.find(x => x.name === fieldName) : null;
+    if (f) {
+      if (values.label === undefined) values.label = label(f);
+      if (values.format === undefined && f.format) values.format = f.format.message[LANG] || f.format.message.vi;
+    }
+    if (typeof values.kind === 'string') {
+      const k = spec.kinds.find(x => x.value === values.kind);
+      if (values.kind_label === undefined) values.kind_label = k ? choiceLabel(k) : values.kind;
+      if (values.kind_article === undefined) values.kind_article = (/^[aeiou]/i.test(values.kind) ? 'an ' : 'a ') + values.kind;
+    }
+    return (t[LANG] || t.vi).replace(/\{(\w+)\}/g, (m, n) => (values[n] === undefined || values[n] === null ? m : String(values[n])));
+  }
+  // A server's error as the catalogue says it in this language (its English text when it has no code).
+  const serverMessage = e => (e.code && spec && spec.messages && spec.messages[e.code] ? msg(e.code, e.field, e.params) : e.message);
   const idOf = name => 'f-' + name;
   const errOf = name => 'err-' + name;
 
@@ -418,7 +636,7 @@
     const kind = currentKind();
     for (const f of spec.fields) {
       const wrap = fieldsEl.querySelector(`.field[data-name="${f.name}"]`);
-      if (wrap && f.widget !== 'auto') wrap.hidden = !asked(f, kind);
+      if (wrap && f.widget !== 'auto') wrap.hidden = !shown(f, kind);
     }
     $('kind-note').hidden = Boolean(kind);
     // Without consent nothing personal is recorded: those questions wait for it.
@@ -513,50 +731,58 @@
     const consentGiven = consentField ? readValue(consentField) === true : true;
     for (const f of spec.fields) {
       if (f.name === 'kind') {
-        if (!kind) add(f, TEXT.requiredChoice);
+        if (!kind) add(f, msg('required_choice', f.name));
         continue;
       }
-      if (!asked(f, kind)) continue;
+      if (!shown(f, kind)) continue;
       if (f.personal && !consentGiven) continue;  // locked: the consent error says why
       const v = readValue(f);
       if (f.widget === 'checkbox') {
-        if (f.required && v !== true) add(f, f === consentField ? TEXT.mustTick : TEXT.required);
+        if (f.required && v !== true) add(f, f === consentField ? msg('consent', f.name) : msg('required', f.name));
         continue;
       }
       if (blank(v)) {
+        const reason = reasonFor(f);
+        if (f.reason_for) continue;  // said on the field it explains
+        if (reason && !blank(readValue(reason))) continue;  // no GPS, and why is said
         if (f.required) {
-          add(f, f.widget === 'gps' ? TEXT.gpsNone : f.widget === 'commune' ? TEXT.communeMissing
-            : f.widget === 'checkboxes' ? TEXT.requiredMulti : (f.widget === 'radio' || f.widget === 'select' || f.widget === 'yesno') ? TEXT.requiredChoice
-              : TEXT.required);
+          add(f, reason ? msg('required_or_reason', f.name) : f.widget === 'gps' ? TEXT.gpsNone : f.widget === 'commune' ? TEXT.communeMissing
+            : f.widget === 'checkboxes' ? msg('required_multi', f.name)
+              : (f.widget === 'radio' || f.widget === 'select' || f.widget === 'yesno') ? msg('required_choice', f.name)
+                : msg('required', f.name));
         }
         continue;
       }
       switch (f.type) {
         case 'integer':
-          if (typeof v !== 'number' || !Number.isInteger(v)) add(f, TEXT.integer);
+          if (typeof v !== 'number' || !Number.isInteger(v)) add(f, msg('integer', f.name, { detail: TEXT.integer }));
           else if (f.range_of === 'age') {
-            if (f.min !== null && f.max !== null && !(year - f.max <= v && v <= year - f.min)) add(f, TEXT.ageRange(year - f.max, year - f.min, f.min, f.max));
-          } else if ((f.min !== null && v < f.min) || (f.max !== null && v > f.max)) add(f, TEXT.range(f.min ?? '…', f.max ?? '…'));
+            if (f.min !== null && f.max !== null && !(year - f.max <= v && v <= year - f.min)) {
+              add(f, msg('age_range', f.name, { value: v, min: f.min, max: f.max, low: year - f.max, high: year - f.min }));
+            }
+          } else if ((f.min !== null && v < f.min) || (f.max !== null && v > f.max)) {
+            add(f, msg('range', f.name, { value: v, min: f.min ?? '…', max: f.max ?? '…' }));
+          }
           break;
         case 'date':
-          if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) add(f, TEXT.badDate);
-          else if (v > today) add(f, TEXT.future);
-          else if (v < spec.rules.earliest_date) add(f, TEXT.tooEarly(showDate(spec.rules.earliest_date)));
+          if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) add(f, msg('bad_date', f.name, { detail: TEXT.badDate }));
+          else if (v > today) add(f, msg('future_date', f.name));
+          else if (v < spec.rules.earliest_date) add(f, msg('too_early', f.name, { value: v, earliest: showDate(spec.rules.earliest_date) }));
           break;
         case 'text':
-          if (f.max_length && v.length > f.max_length) add(f, TEXT.tooLong(f.max_length));
+          if (f.max_length && v.length > f.max_length) add(f, msg('too_long', f.name, { max: f.max_length }));
           else if (f.format && !new RegExp(f.format.pattern).test([...v].filter(c => !f.format.ignore.includes(c)).join(''))) {
-            add(f, f.format.message[LANG] || f.format.message.vi);
+            add(f, msg('format', f.name));
           }
           break;
         case 'select_one':
-          if (!f.choices.some(c => c.value === v)) add(f, TEXT.badChoice);
+          if (!f.choices.some(c => c.value === v)) add(f, msg('not_a_choice', f.name, { detail: TEXT.badChoice }));
           break;
         case 'select_multiple':
-          if (!v.every(x => f.choices.some(c => c.value === x))) add(f, TEXT.badChoice);
+          if (!v.every(x => f.choices.some(c => c.value === x))) add(f, msg('not_a_choice', f.name, { detail: TEXT.badChoice }));
           break;
         case 'geopoint':
-          if (!(isFinite(v.lat) && isFinite(v.lon)) || !insideVietnam(v)) add(f, TEXT.gpsOutside);
+          if (!(isFinite(v.lat) && isFinite(v.lon)) || !insideVietnam(v)) add(f, msg('outside_vietnam', f.name, { lat: v.lat, lon: v.lon }));
           break;
         case 'commune':
           if (!/^[0-9]{5}$/.test(v)) add(f, TEXT.communeMissing);
@@ -565,7 +791,7 @@
           break;
       }
     }
-    if (today < spec.published) errors.push({ field: null, message: TEXT.clock(showDate(spec.published)) });
+    if (today < spec.published) errors.push({ field: null, message: msg('clock_before_published', null, { published: showDate(spec.published) }) });
     return errors;
   }
   function insideVietnam(p) {
@@ -590,7 +816,9 @@
       wrap.classList.add('invalid');
       const control = wrap.querySelector('input:not([type=hidden]), select, fieldset, button');
       if (control) control.setAttribute('aria-invalid', 'true');
-      if (!first) first = control || wrap;
+      // Focus goes to something that can take it: a radio of a group, not its fieldset.
+      const focusable = wrap.querySelector('input:not([type=hidden]):not([disabled]), select:not([disabled]), button:not([disabled])');
+      if (!first) first = focusable || control || wrap;
     }
     $('summary').textContent = [TEXT.summary(errors.length), ...general].join(' ');
     if (first) {
@@ -617,6 +845,13 @@
     }, err => {
       button.disabled = false;
       status.textContent = err.code === 1 ? TEXT.gpsDenied : err.code === 3 ? TEXT.gpsTimeout : TEXT.gpsFailed;
+      // No location: the interview is still recorded; the likely reason is offered, the surveyor may change it.
+      const reason = reasonFor(f);
+      if (reason && blank(readValue(reason)) && !state.location) {
+        setValue(reason, err.code === 1 ? 'denied' : 'no_fix');
+        refreshVisibility();
+        saveDraft();
+      }
     }, { enableHighAccuracy: true, timeout: 60000, maximumAge: 0 });
   }
   function showLocation(f, point) {
@@ -673,7 +908,14 @@
     for (const p of list) cache[p.code] = `${p.unit_type} ${p.name}`;
     store(KEY.provinces, cache);
   }
-  const communeByCode = code => load(KEY.communes, {})[code] || null;
+  function communeByCode(code) {
+    const seen = load(KEY.communes, {})[code];
+    if (seen && seen.name) return seen;
+    const area = load(KEY.area, null);
+    const u = area && Array.isArray(area.units) ? area.units.find(x => x.level === 'commune' && x.code === code
+      && (!area.current || x.structure === area.current)) : null;
+    return u || seen || null;
+  }
   function communeText(c) {
     if (!c.name) return c.code;
     const province = c.parent_code ? load(KEY.provinces, {})[c.parent_code] : null;
@@ -715,10 +957,16 @@
       const results = $(id + '-results');
       const status = $(id + '-status');
       if (fold(q).length < 2) { results.textContent = ''; status.textContent = ''; return; }
-      status.textContent = TEXT.communeSearching;
-      let found = null;
+      let found = areaMatches(q);
       let more = 0;
       let offline = false;
+      if (found) {  // the area is on the phone: no network needed, nor waited for
+        more = Math.max(0, found.length - 20);
+        found = found.slice(0, 20);
+        offline = navigator.onLine === false;
+        return show(n, found, more, offline ? TEXT.communeOfflineArea : '');
+      }
+      status.textContent = TEXT.communeSearching;
       try {
         const r = await fetchWithTimeout(`/api/v1/units?level=commune&limit=20&q=${encodeURIComponent(q)}`, {}, SEARCH_TIMEOUT_MS);
         if (!r.ok) throw new Error(String(r.status));
@@ -736,14 +984,18 @@
         more = Math.max(0, found.length - 20);
         found = found.slice(0, 20);
       }
+      return show(n, found, more, offline ? TEXT.communeOffline : '');
+    }
+    function show(n, found, more, note) {
       if (n !== seq) return;  // a newer search is under way
+      const results = $(id + '-results');
       results.textContent = '';
       for (const c of found) {
         const b = el('button', { type: 'button', class: 'pick', 'data-code': c.code, text: communeText(c) });
         b.addEventListener('click', () => { chooseCommune(f, c); saveDraft(); keepDefaults(); search.blur(); });
         results.append(el('li', {}, b));
       }
-      status.textContent = [offline ? TEXT.communeOffline : '', found.length ? '' : TEXT.communeNone,
+      $(id + '-status').textContent = [note, found.length ? '' : TEXT.communeNone,
         more ? TEXT.communeMore(more) : ''].filter(Boolean).join(' · ');
     }
   }
@@ -769,8 +1021,18 @@
     }
     return values;
   }
+  // The draft goes to IndexedDB (on disk, for a phone that dies) and to localStorage, written at once (for a
+  // reload right after a change, before the IndexedDB write is done); the newer of the two is restored.
   function saveDraft() {
-    store(KEY.draft, { values: collectAll(), resubmit: state.resubmit });
+    const draft = { values: collectAll(), resubmit: state.resubmit, collected_at: state.collectedAt, at: Date.now() };
+    if (db) lsStore(KEY.draft, draft);
+    return store(KEY.draft, draft);
+  }
+  function newestDraft() {
+    const kept = load(KEY.draft, null);
+    const quick = db ? lsLoad(KEY.draft, null) : null;
+    if (quick && quick.at && (!kept || !kept.at || quick.at > kept.at)) return quick;
+    return kept;
   }
   function fill(values) {
     for (const f of spec.fields) setValue(f, values[f.name] === undefined ? null : values[f.name]);
@@ -783,15 +1045,17 @@
     const cf = communeField();
     if (keep.commune && cf) { rememberCommunes([keep.commune]); values[cf.name] = keep.commune.code; }
     state.resubmit = null;
+    state.collectedAt = null;
     state.location = null;
     fill(values);
     clearErrors();
-    try { localStorage.removeItem(KEY.draft); } catch (e) { /* ignore */ }
     saveDraft();
   }
 
   // ------------------------------------------------------------------- save
-  function save() {
+  let saving = false;
+  async function save() {
+    if (saving) return;
     clearErrors();
     const now = new Date();
     const kind = currentKind();
@@ -799,41 +1063,49 @@
     if (errors.length) { showErrors(errors); return; }
     const payload = { form_id: spec.form_id, form_version: spec.version };
     for (const f of spec.fields) {
-      if (f.widget === 'auto' || !asked(f, kind) && f.name !== 'kind') continue;
+      if (f.widget === 'auto' || !shown(f, kind) && f.name !== 'kind') continue;
       const v = readValue(f);
       if (!blank(v)) payload[f.name] = v;
     }
     payload.kind = kind;
     const idField = form.elements.namedItem('instance_id');
     payload.instance_id = (idField && idField.value) || newId();
-    payload.collected_at = localIso(now);
-    const queue = readQueue();
+    // A corrected form keeps the time of its interview (set right if the phone's clock was wrong).
+    payload.collected_at = state.collectedAt || localIso(now);
     const url = state.resubmit ? `/api/v1/quarantine/${encodeURIComponent(state.resubmit)}/resubmit` : '/api/v1/submissions';
-    const item = { id: payload.instance_id, url, payload, who: payload.full_name || '', queued_at: payload.collected_at };
-    const at = queue.findIndex(q => q.id === item.id);
-    if (at >= 0) queue[at] = item; else queue.push(item);
-    // The form is safe on the phone before anything is sent.
-    if (!store(KEY.queue, queue)) { $('summary').textContent = TEXT.storageFull; return; }
+    const item = { id: payload.instance_id, url, payload, who: payload.full_name || '', queued_at: localIso(now) };
+    saving = true;
+    try {
+      // The form is on disk before anything is said or sent.
+      if (!(await enqueue(item))) { $('summary').textContent = TEXT.storageFull; return; }
+    } finally {
+      saving = false;
+    }
     keepDefaults();
     notify({ level: 'info', text: TEXT.saved(item.who), id: item.id }, false);
     resetForm();
     renderCount();
     window.scrollTo(0, 0);
+    askPersistence();
     flush();
   }
 
   // ------------------------------------------------------------------ queue
-  function renderCount() {
-    const n = readQueue().length;
+  async function renderCount() {
+    const n = (await readQueue()).length;
     $('unsent').textContent = `${TEXT.unsent}: ${n}`;
     $('unsent').classList.toggle('pending', n > 0);
     $('send-now').hidden = n === 0;
   }
-  function setNet(ok) {
-    $('net').textContent = ok && navigator.onLine !== false ? TEXT.online : TEXT.offline;
+  // 'online' | 'offline' | 'slow' (answers too slow to wait for): said only when true.
+  function setNet(state) {
+    if (state === true) state = 'online';
+    if (state === false) state = 'offline';
+    if (state === 'online' && navigator.onLine === false) state = 'offline';
+    $('net').textContent = state === 'online' ? TEXT.online : state === 'slow' ? TEXT.slow : TEXT.offline;
   }
-  function removeFromQueue(id) {
-    store(KEY.queue, readQueue().filter(q => q.id !== id));
+  async function removeFromQueue(id) {
+    await dequeue(id);
     renderCount();
   }
 
@@ -855,18 +1127,35 @@
   }
   function post(item, token) {
     return fetchWithTimeout(item.url, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token, 'Accept-Language': LANG },
       body: JSON.stringify(item.payload), credentials: 'same-origin', cache: 'no-store',
     }, SEND_TIMEOUT_MS);
   }
+  // Why an officer will look at a stored record, in words.
+  function flagsOf(record, payload) {
+    const flags = [];
+    const limit = spec.rules.gps_accuracy_limit_m;
+    const acc = payload && payload.location ? Math.round(payload.location.accuracy) : '?';
+    if (record.accuracy_flag) flags.push(TEXT.flagAccuracy(acc, limit));
+    if (record.mock_location) flags.push(TEXT.flagMock);
+    if (record.location_mismatch) flags.push(TEXT.flagMismatch(record.mismatch_distance_m ? Math.round(record.mismatch_distance_m) : null));
+    if (record.location_missing_reason) {
+      const rf = spec.fields.find(f => f.reason_for);
+      const c = rf && rf.choices ? rf.choices.find(x => x.value === record.location_missing_reason) : null;
+      flags.push(TEXT.flagNoLocation(c ? choiceLabel(c) : record.location_missing_reason));
+    }
+    return flags;
+  }
   async function sendQueue() {
-    if (!readQueue().length) return true;
-    for (const item of readQueue()) {
-      if (!readQueue().some(q => q.id === item.id)) continue;  // sent meanwhile (another tab)
+    const queue = await readQueue();
+    if (!queue.length) return true;
+    for (const item of queue) {
+      if (!(await readQueue()).some(q => q.id === item.id)) continue;  // sent meanwhile (another tab)
       let r;
       try {
         let token = await accessToken(false);
-        if (token === 'offline') { setNet(false); return false; }
+        if (token === 'offline') return false;
         if (!token) { renderSession(); return false; }  // kept until someone signs in
         r = await post(item, token);
         if (r.status === 401) {  // revoked or expired early: renew once
@@ -876,38 +1165,39 @@
           r = await post(item, token);
         }
       } catch (e) {
-        setNet(false);  // no signal: keep everything for later
-        return false;
+        return false;  // no signal, or too weak: everything is kept for later
       }
-      setNet(true);
       let body = null;
       try { body = await r.json(); } catch (e) { body = null; }
       if (r.status === 201 || r.status === 200) {
-        removeFromQueue(item.id);
+        await removeFromQueue(item.id);
         const record = body && body.record ? body.record : {};
-        notify({ level: 'ok', id: item.id, text: (r.status === 201 ? TEXT.sent : TEXT.already)(item.who) + (record.location_mismatch ? ' ' + TEXT.mismatch : '') }, false);
+        const flags = flagsOf(record, item.payload);
+        const text = (r.status === 201 ? TEXT.sent : TEXT.already)(item.who);
+        if (flags.length) notify({ level: 'warn', id: item.id, text: text + ' ' + TEXT.flagged, detail: flags }, false);
+        else notify({ level: 'ok', id: item.id, text }, false);
       } else if (r.status === 409) {
-        removeFromQueue(item.id);
+        await removeFromQueue(item.id);
         notify({ level: 'error', id: item.id, text: TEXT.conflict(item.who), detail: body && body.detail ? [body.detail] : [], payload: item.payload }, true);
       } else if (r.status === 422) {
-        removeFromQueue(item.id);
+        await removeFromQueue(item.id);
         const errs = body && Array.isArray(body.errors) ? body.errors : [];
-        notify({ level: 'error', id: item.id, text: TEXT.rejected(item.who), detail: errs.map(e => `${fieldLabel(e.field)}: ${e.message}`),
+        notify({ level: 'error', id: item.id, text: TEXT.rejected(item.who), errors: errs, clock: clockNote(),
           payload: item.payload, quarantine_id: body ? body.quarantine_id : null }, true);
       } else if (r.status === 403 && !(body && body.quarantine_id)) {
         endSession(TEXT.wrongRole);  // this account may not send: keep the forms for one that may
         return false;
       } else if (r.status === 403) {
-        removeFromQueue(item.id);
+        await removeFromQueue(item.id);
         const errs = Array.isArray(body.errors) ? body.errors : [];
-        notify({ level: 'error', id: item.id, text: TEXT.outside(item.who), detail: errs.map(e => e.message),
+        notify({ level: 'error', id: item.id, text: TEXT.outside(item.who), errors: errs, bare: true,
           payload: item.payload, quarantine_id: body.quarantine_id }, true);
       } else if (r.status === 401) {
         return false;
       } else if (r.status >= 500 || r.status === 408 || r.status === 429) {
         return false;  // the server is in trouble: try again later
       } else {
-        removeFromQueue(item.id);
+        await removeFromQueue(item.id);
         const detail = body && body.detail ? (typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail)) : '';
         notify({ level: 'error', id: item.id, text: TEXT.failed(item.who, r.status), detail: detail ? [detail] : [], payload: item.payload }, true);
       }
@@ -948,9 +1238,12 @@
     for (const n of [...load(KEY.notices, []), ...transient]) {
       const li = el('li', { class: 'notice ' + n.level, 'data-key': n.key, role: n.level === 'error' ? 'alert' : null },
         el('p', { text: n.text }));
-      if (n.detail && n.detail.length) {
+      // The server's errors are said from the catalogue at display time, in this page's language.
+      const lines = [...(n.detail || []), ...(n.errors || []).map(e => (n.bare || !e.field ? '' : fieldLabel(e.field) + ': ') + serverMessage(e))];
+      if (n.clock && (n.errors || []).some(e => e.code === 'future_collected' || e.code === 'before_published')) lines.push(n.clock);
+      if (lines.length) {
         const ul = el('ul', {});
-        for (const d of n.detail) ul.append(el('li', { text: d }));
+        for (const d of lines) ul.append(el('li', { text: d }));
         li.append(ul);
       }
       const actions = el('div', { class: 'actions' });
@@ -973,33 +1266,83 @@
     renderNotices();
   }
   // Load a rejected form back into the form; saving it resubmits it for its quarantine entry.
-  function correct(n) {
+  async function correct(n) {
     const values = Object.assign({}, n.payload);
     const cf = communeField();
     if (cf && values[cf.name] && !communeByCode(values[cf.name])) rememberCommunes([{ code: values[cf.name] }]);
     clearErrors();
     fill(values);
     state.resubmit = n.quarantine_id;
+    // The form keeps the time of its interview; when the phone's clock was the problem, that time is set
+    // right by how far the clock was off at the server's answer (or, unmeasured, becomes the time of saving).
+    const errors = n.errors || [];
+    const clockWrong = errors.some(e => e.code === 'future_collected' || e.code === 'before_published');
+    const c = load(KEY.clock, null);
+    let at = n.payload.collected_at || null;
+    if (clockWrong) at = at && c && Math.abs(c.offset) >= 120000 ? localIso(new Date(Date.parse(at) - c.offset)) : null;
+    state.collectedAt = at;
     dismiss(n.key);
-    saveDraft();
-    $('summary').textContent = TEXT.fixing;
-    form.scrollIntoView();
+    await saveDraft();
+    const marks = errors.filter(e => e.field && e.field !== 'collected_at' && $(errOf(e.field))).map(e => ({ field: e.field, message: serverMessage(e) }));
+    if (marks.length) showErrors(marks);
+    else form.scrollIntoView();
+    $('summary').textContent = TEXT.fixing + (marks.length ? ' ' + TEXT.fixThese : '');
   }
 
   // ------------------------------------------------------------------ start
+  // The page's version covers the form: a stored form of the same version is the same, and asks for nothing.
   async function loadSpec() {
+    const kept = load(KEY.spec, null);
+    if (kept && kept._v === VERSION && VERSION) return kept;
     try {
-      const r = await fetchWithTimeout(SCOPE + '/form.json', { cache: 'no-cache' }, SEND_TIMEOUT_MS);
+      const r = await fetchWithTimeout(SCOPE + '/form.json', {}, SEND_TIMEOUT_MS);
       if (!r.ok) throw new Error(String(r.status));
       const s = await r.json();
+      s._v = VERSION;
       store(KEY.spec, s);
       return s;
     } catch (e) {
-      return load(KEY.spec, null);  // offline without a service worker: the last one seen
+      return kept;  // offline without a service worker: the last one seen
     }
   }
 
+  // The units of the surveyor's area (both structures), kept after sign-in so that the commune search works
+  // with no signal from the first day; asked again with its ETag (304) when there is signal.
+  async function loadArea() {
+    if (!session() || navigator.onLine === false) return;
+    const token = await accessToken(false);
+    if (!token || token === 'offline') return;
+    const old = load(KEY.area, null);
+    const headers = { Authorization: 'Bearer ' + token };
+    if (old && old.etag) headers['If-None-Match'] = old.etag;
+    let r;
+    try {
+      r = await fetchWithTimeout('/api/v1/auth/me/units', { headers, cache: 'no-store' }, SEND_TIMEOUT_MS);
+    } catch (e) {
+      return;
+    }
+    if (!r.ok) return;  // 304: what the phone has is current
+    let body;
+    try { body = await r.json(); } catch (e) { return; }
+    const at = Object.fromEntries(body.columns.map((c, i) => [c, i]));
+    const units = body.units.map(u => ({ structure: u[at.structure], code: u[at.code], name: u[at.name], unit_type: u[at.unit_type],
+      level: u[at.level], parent_code: u[at.parent_code], folded: fold(u[at.name] || '') }));
+    await store(KEY.area, { version: body.version, etag: r.headers.get('ETag'), current: body.current_structure, units });
+    rememberProvinces(units.filter(u => u.level === 'province'));
+  }
+  // Communes of the area matching a search (null when no area is kept).
+  function areaMatches(q) {
+    const area = load(KEY.area, null);
+    if (!area || !Array.isArray(area.units)) return null;
+    const wanted = fold(q);
+    const digits = /^[0-9]+$/.test(wanted);
+    return area.units.filter(u => u.level === 'commune' && (!area.current || u.structure === area.current)
+      && (digits ? u.code.startsWith(wanted) : u.folded.includes(wanted)))
+      .sort((a, b) => (a.folded.startsWith(wanted) ? 0 : 1) - (b.folded.startsWith(wanted) ? 0 : 1) || a.code.localeCompare(b.code));
+  }
+
   async function start() {
+    await openStorage();
     renderCount();
     renderNotices();
     renderSession();
@@ -1009,7 +1352,8 @@
     spec = await loadSpec();
     if (!spec) { fieldsEl.textContent = TEXT.loadFailed; return; }
     build();
-    const draft = load(KEY.draft, null);
+    renderNotices();  // the server's errors, now said from the catalogue
+    const draft = newestDraft();
     if (draft && draft.values && draft.values.instance_id) {
       const cf = communeField();
       const keep = load(KEY.keep, {});
@@ -1017,6 +1361,7 @@
       if (cf && draft.values[cf.name] && !communeByCode(draft.values[cf.name])) rememberCommunes([{ code: draft.values[cf.name] }]);
       fill(draft.values);
       state.resubmit = draft.resubmit || null;
+      state.collectedAt = draft.collected_at || null;
     } else {
       resetForm();
     }
@@ -1031,16 +1376,12 @@
     $('send-now').addEventListener('click', () => flush());
     window.addEventListener('online', () => { setNet(true); flush(); });
     window.addEventListener('offline', () => setNet(false));
-    window.addEventListener('storage', e => {
-      if (e.key === KEY.queue) renderCount();
-      if (e.key === KEY.notices) renderNotices();
-      if (e.key === KEY.session) renderSession();
-    });
     document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') flush(); });
     setInterval(flush, FLUSH_EVERY_MS);
-    loadProvinces();
-    flush();
     document.body.classList.add('ready');
+    loadProvinces();
+    loadArea();
+    flush();
   }
 
   if ('serviceWorker' in navigator) {
