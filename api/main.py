@@ -5,6 +5,7 @@ requires a secret to be set: no entry point serves without one.
 """
 
 import gc
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -40,6 +41,7 @@ from api.routers import (
 )
 from geodata.logs import configure_logging
 from geodata.settings import get_settings
+from maps import hotspots
 
 STATIC = Path(__file__).parent / "static"
 # Text answers shorter than this gain nothing from compression (the headers are as large).
@@ -65,6 +67,9 @@ async def frozen_start_up(app: FastAPI):
     # garbage collector's full passes, which otherwise stop every request.
     gc.collect()
     gc.freeze()
+    # esda and libpysal take seconds to import: done beside start-up, so the
+    # first hot-spot map does not wait for them.
+    threading.Thread(target=hotspots.warm, name="warm-hotspots", daemon=True).start()
     yield
     gc.unfreeze()
 

@@ -38,20 +38,9 @@ from sqlalchemy import Connection, text
 
 from geodata.errors import InvalidInput
 from geodata.scopes import Reader, scope_condition
-from maps.hotspots import (
-    CONTIGUITY_DEGREES,
-    MIN_INCIDENTS,
-    MIN_UNITS,
-    UNIT_AREA_SQL,
-    UNIT_NEAREST_SQL,
-    UNIT_PAIRS_SQL,
-    TooLittleData,
-    corrected,
-    gi_star,
-    weights_from_pairs,
-)
-from maps.incidents import FILTER_SQL, IncidentFilter
-from maps.placement import ancestors_sql, commune_in
+from maps.hotspots import MIN_INCIDENTS, MIN_UNITS, UNIT_AREA_SQL, TooLittleData, corrected, gi_star, unit_weights
+from maps.incidents import IncidentFilter
+from maps.placed_incidents import placed_incidents
 
 Step = Literal["month", "quarter"]
 SIGNIFICANT = 0.10
@@ -143,17 +132,6 @@ def steps_between(start: dt.date, end: dt.date, step: Step) -> list[tuple[dt.dat
     return out
 
 
-STEP_COUNTS_SQL = f"""
-WITH placed AS (
-    SELECT {commune_in(":structure", "i.structure", "i.commune_code", "i.geom")} AS commune, i.occurred_on
-    FROM incident i WHERE {FILTER_SQL}
-),
-up AS ({ancestors_sql(":structure")})
-SELECT up.unit, placed.occurred_on, count(*) AS n FROM placed JOIN up ON up.commune = placed.commune
-WHERE up.unit = ANY(:codes) GROUP BY 1, 2
-"""
-
-
 @dataclass
 class EmergingRow:
     code: str
@@ -195,20 +173,11 @@ def emerging_hotspots(conn: Connection, *, structure: str, level: str, parent: s
         raise TooLittleData(f"only {len(codes)} units in the area: at least {MIN_UNITS} are needed; choose a larger area "
                             "(parent) or a finer level", loc=("query", "parent"))
     flt = IncidentFilter(steps[0][0], steps[-1][1], incidents.types, incidents.statuses)
-    index = {c: i for i, c in enumerate(codes)}
-    y = np.zeros((len(steps), len(codes)))
-    for unit, day, n in conn.execute(text(STEP_COUNTS_SQL), {"structure": structure, "codes": codes, **flt.params()}):
-        t = next(i for i, (a, b) in enumerate(steps) if a <= day <= b)
-        y[t, index[unit]] += n
+    y = placed_incidents(conn, structure).counts_by_step(flt, codes, [a for a, _ in steps]).astype(float)
     if y.sum() < MIN_INCIDENTS:
         raise TooLittleData(f"only {int(y.sum())} incidents match: at least {MIN_INCIDENTS} are needed; widen the dates or the types",
                             loc=("query", "from"))
-    pairs = conn.execute(text(UNIT_PAIRS_SQL), {"structure": structure, "codes": codes, "tolerance": CONTIGUITY_DEGREES}).all()
-    linked = {a for a, _ in pairs} | {b for _, b in pairs}
-    islands = [c for c in codes if c not in linked]
-    nearest = dict(conn.execute(text(UNIT_NEAREST_SQL), {"structure": structure, "codes": codes, "islands": islands}).all()) \
-        if islands else {}
-    w = weights_from_pairs(codes, [(a, b) for a, b in pairs], nearest)
+    w = unit_weights(conn, structure, codes)
     z = np.zeros_like(y)
     hot = np.zeros_like(y, dtype=bool)
     cold = np.zeros_like(y, dtype=bool)

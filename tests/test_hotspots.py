@@ -222,3 +222,27 @@ def test_the_emerging_layer_labels_a_cluster_that_appears(client, nghe_an, accou
     assert labels[nghe_an["centre"]] in ("consecutive hot spot", "new hot spot")
     assert len(r.json()["steps"]) == 8 and "Mann-Kendall" in r.json()["method"]
     assert any("little power below 10" in c for c in r.json()["caveats"])
+
+
+def test_placed_incidents_agree_with_postgis_and_follow_new_incidents(planted, nghe_an, seeded, tmp_path):
+    """The cached columns give what placing each incident in PostGIS gives, in the other structure too, and a new incident counts at once."""
+    from maps.placed_incidents import placed_incidents
+    from maps.placement import ancestors_sql, commune_in
+
+    flt = IncidentFilter(dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+    by_sql = f"""
+        SELECT up.unit, count(*) FROM (SELECT {commune_in("'pre2025'", "i.structure", "i.commune_code", "i.geom")} AS commune
+                                       FROM incident i WHERE i.occurred_on BETWEEN :start AND :end) placed
+        JOIN ({ancestors_sql("'pre2025'")}) up ON up.commune = placed.commune GROUP BY up.unit"""
+    with seeded.connect() as conn:
+        districts = conn.execute(text("SELECT code FROM admin_unit WHERE structure = 'pre2025' AND parent_code = :p ORDER BY code"),
+                                 {"p": PROVINCE}).scalars().all()
+        expected = dict(conn.execute(text(by_sql), {"start": flt.start, "end": flt.end}).all())
+        counts = placed_incidents(conn, "pre2025").counts(flt, districts)
+    assert counts.sum() == len(planted)
+    assert counts.tolist() == [expected.get(d, 0) for d in districts]
+
+    write_incidents(tmp_path / "one.csv", [incident("one-more", 0, nghe_an["communes"][0], dt.date(2026, 1, 15))])
+    import_file(tmp_path / "one.csv")
+    with seeded.connect() as conn:
+        assert placed_incidents(conn, "pre2025").counts(flt, districts).sum() == len(planted) + 1
