@@ -39,6 +39,8 @@ from api.routers import (
     units,
     users,
 )
+from geodata import data_versions
+from geodata.db import get_engine
 from geodata.logs import configure_logging
 from geodata.settings import get_settings
 from maps import hotspots
@@ -70,7 +72,9 @@ async def frozen_start_up(app: FastAPI):
     # esda and libpysal take seconds to import: done beside start-up, so the
     # first hot-spot map does not wait for them.
     threading.Thread(target=hotspots.warm, name="warm-hotspots", daemon=True).start()
+    data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))
     yield
+    data_versions.watch.stop()
     gc.unfreeze()
 
 

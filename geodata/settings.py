@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     suppress_below_police: int = Field(default=10, ge=3)
     suppress_below_leader: int = Field(default=5, ge=3)
     suppress_below_planner: int = Field(default=5, ge=3)
+    # Vector tiles kept in memory by each server process (about 5 KB each);
+    # 0 keeps none, every tile is made anew.
+    tile_cache_tiles: int = Field(default=4096, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import Connection, text
 
+from geodata.data_versions import versions
 from geodata.errors import InvalidInput
 from geodata.scopes import Reader, scope_condition
 from maps.incidents import FILTER_SQL, IncidentFilter
@@ -214,12 +215,6 @@ _cache: OrderedDict[tuple, HotspotLayer] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def data_version(conn: Connection) -> tuple:
-    """The versions of the data a hot-spot map depends on (bumped by triggers whenever it changes)."""
-    return tuple(conn.execute(text(
-        "SELECT name, version FROM data_version WHERE name IN ('incident', 'admin_unit', 'unit_population') ORDER BY name")).all())
-
-
 def hotspots(conn: Connection, req: HotspotRequest, reader: Reader) -> HotspotLayer:
     """The hot-spot layer for ``req`` over the reader's area (cached per parameters and data version).
 
@@ -230,7 +225,7 @@ def hotspots(conn: Connection, req: HotspotRequest, reader: Reader) -> HotspotLa
         [r.klass for r in layer.rows][:3]
         # ['hot_95', 'not_significant', 'not_significant']
     """
-    key = (req, reader, data_version(conn))
+    key = (req, reader, versions(conn, "incident", "admin_unit", "unit_population"))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -248,7 +243,7 @@ _weights: OrderedDict[tuple, Weights] = OrderedDict()
 
 def unit_weights(conn: Connection, structure: str, codes: list[str]) -> Weights:
     """The contiguity weights of these units (cached per units and boundary version: they change only with the boundaries)."""
-    key = (structure, tuple(codes), data_version(conn))
+    key = (structure, tuple(codes), versions(conn, "admin_unit"))
     with _cache_lock:
         if key in _weights:
             _weights.move_to_end(key)

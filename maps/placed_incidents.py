@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, text
 
+from geodata.data_versions import versions
 from maps.incidents import IncidentFilter
 from maps.placement import ancestors_sql, commune_in
 
@@ -91,14 +92,9 @@ _cache: OrderedDict[tuple, PlacedIncidents] = OrderedDict()
 _lock = threading.Lock()
 
 
-def data_version(conn: Connection) -> tuple:
-    return tuple(conn.execute(text(
-        "SELECT name, version FROM data_version WHERE name IN ('incident', 'admin_unit') ORDER BY name")).all())
-
-
 def placed_incidents(conn: Connection, structure: str) -> PlacedIncidents:
     """All incidents placed in ``structure`` (cached per structure and version of the incidents and boundaries)."""
-    key = (structure, data_version(conn))
+    key = (structure, versions(conn, "incident", "admin_unit"))
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -11,6 +11,7 @@ parameters, tile and data version.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -21,11 +22,11 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geodata.errors import InvalidInput
+from geodata.settings import get_settings
 
 EXTENT = 4096
 BUFFER = 64
 WORLD_M = 40_075_016.686
-CACHE_TILES = 4096
 MAX_ZOOM = 18
 
 
@@ -129,34 +130,39 @@ def features_tile(conn: Connection, tile: Tile, layer: str, features: list[dict[
                                          "rows": json.dumps(features, ensure_ascii=False)}).scalar() or b"")
 
 
+@dataclass(frozen=True)
+class CachedTile:
+    """A tile as sent: its bytes, the same gzipped (compressed once, not on every request), its ETag."""
+
+    data: bytes
+    gzipped: bytes
+    etag: str
+
+
 class TileCache:
     """Tiles kept in memory, least recently used dropped first; keyed by everything that makes a tile differ."""
 
-    def __init__(self, size: int = CACHE_TILES) -> None:
-        self.size = size
+    def __init__(self, size: int | None = None) -> None:
+        self._size = size
         self.lock = threading.Lock()
-        self.tiles: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self.tiles: OrderedDict[tuple, CachedTile] = OrderedDict()
 
-    def get(self, key: tuple) -> tuple[bytes, str] | None:
+    def get(self, key: tuple) -> CachedTile | None:
         with self.lock:
             found = self.tiles.get(key)
             if found is not None:
                 self.tiles.move_to_end(key)
             return found
 
-    def put(self, key: tuple, data: bytes) -> tuple[bytes, str]:
+    def put(self, key: tuple, data: bytes) -> CachedTile:
         etag = '"' + hashlib.sha256(repr(key).encode() + data).hexdigest()[:32] + '"'
+        tile = CachedTile(data, gzip.compress(data, compresslevel=6, mtime=0), etag)
+        size = get_settings().tile_cache_tiles if self._size is None else self._size
         with self.lock:
-            self.tiles[key] = (data, etag)
-            while len(self.tiles) > self.size:
+            self.tiles[key] = tile
+            while len(self.tiles) > size:
                 self.tiles.popitem(last=False)
-        return data, etag
-
-
-def versions(conn: Connection, *names: str) -> tuple:
-    """The data versions of the named tables (bumped by triggers), for cache keys and ETags."""
-    return tuple(conn.execute(text("SELECT name, version FROM data_version WHERE name = ANY(:n) ORDER BY name"),
-                              {"n": list(names)}).all())
+        return tile
 
 
 cache = TileCache()

@@ -29,6 +29,19 @@ def test_a_unit_tile_decodes_with_the_province_it_covers(anonymous_client):
     assert again.status_code == 304 and again.content == b""
 
 
+def test_a_tile_is_the_same_gzipped_or_not_each_encoding_with_its_own_etag(anonymous_client):
+    x, y = tile_of(105.9, 18.35, 8)
+    url = f"/tiles/units/8/{x}/{y}.mvt"
+    zipped = anonymous_client.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = anonymous_client.get(url, headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert zipped.content == plain.content and mapbox_vector_tile.decode(plain.content)["units"]["features"]
+    assert zipped.headers["etag"] != plain.headers["etag"] and "Accept-Encoding" in plain.headers["vary"]
+    for headers, etag in ((zipped.request.headers, zipped.headers["etag"]), (plain.request.headers, plain.headers["etag"])):
+        again = anonymous_client.get(url, headers={"Accept-Encoding": headers["accept-encoding"], "If-None-Match": etag})
+        assert again.status_code == 304
+
+
 def test_zoomed_in_tiles_show_communes_simplified_less(anonymous_client):
     x, y = tile_of(105.9, 18.35, 11)
     r = anonymous_client.get(f"/tiles/units/11/{x}/{y}.mvt", params={"structure": "2025"})

@@ -27,13 +27,14 @@ from api.routers.layers import (
     check_level,
     incident_k,
 )
+from geodata.data_versions import versions
 from geodata.structures import Level, Structure
 from maps.coverage import coverage_by_unit, parse_period, suppressed_departures
 from maps.hotspots import HotspotRequest, hotspots, parse_dates
 from maps.incidents import IncidentFilter
 from maps.recruiters import recruiter_activity, register
 from maps.suppression import suppression_k
-from maps.tiles import Tile, cache, features_tile, level_for_zoom, rows_tile, units_tile, versions
+from maps.tiles import CachedTile, Tile, cache, features_tile, level_for_zoom, rows_tile, units_tile
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -44,12 +45,18 @@ XY = Annotated[int, Path(ge=0, le=2**18 - 1)]
 LIVE_SECONDS = 60
 
 
-def tile_response(request: Request, data: bytes, etag: str, *, public: bool) -> Response:
+def tile_response(request: Request, tile: CachedTile, *, public: bool) -> Response:
+    # Compressed when cached; the compression middleware leaves an encoded answer alone. Each encoding has an
+    # ETag of its own (RFC 9110: a strong ETag names one representation).
+    zipped = "gzip" in request.headers.get("accept-encoding", "") and len(tile.gzipped) < len(tile.data)
+    etag = tile.etag[:-1] + '-gzip"' if zipped else tile.etag
     headers = {"ETag": etag, "Cache-Control": f"{'public' if public else 'private'}, max-age={3600 if public else LIVE_SECONDS}",
-               "Vary": "Authorization"}
-    if request.headers.get("if-none-match") == etag:
+               "Vary": "Authorization, Accept-Encoding"}
+    if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
-    return Response(data, media_type=MVT, headers=headers)
+    if zipped:
+        return Response(tile.gzipped, media_type=MVT, headers=headers | {"Content-Encoding": "gzip"})
+    return Response(tile.data, media_type=MVT, headers=headers)
 
 
 @router.get("/units/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_ANSWER, dependencies=[Depends(PUBLIC)])
@@ -60,7 +67,7 @@ def units(request: Request, conn: DbConn, z: Z, x: XY, y: XY, structure: Structu
     chosen = level.value if level else level_for_zoom(structure.value, z)
     key = ("units", structure.value, chosen, z, x, y, versions(conn, "admin_unit"))
     found = cache.get(key) or cache.put(key, units_tile(conn, tile, structure.value, chosen))
-    return tile_response(request, *found, public=True)
+    return tile_response(request, found, public=True)
 
 
 @router.get("/coverage/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_ANSWER)
@@ -90,7 +97,7 @@ def coverage(request: Request, conn: DbConn, user: CoverageReader, z: Z, x: XY, 
                                                                         "actual": "int", "target": "float8", "status": "text",
                                                                         "geom_quality": "text"})
         found = cache.put(key, data)
-    return tile_response(request, *found, public=False)
+    return tile_response(request, found, public=False)
 
 
 @router.get("/hotspots/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_ANSWER)
@@ -107,7 +114,7 @@ def hotspot_tiles(request: Request, conn: DbConn, user: AggregateReader, z: Z, x
     reader = reader_for(user, AGGREGATE_READERS.limit)
     layer = hotspots(conn, req, reader)  # cached by parameters and data version
     k = incident_k(user.role)
-    key = ("hotspots", reader, k, req, z, x, y, versions(conn, "incident", "admin_unit"))
+    key = ("hotspots", reader, k, req, z, x, y, versions(conn, "incident", "admin_unit", "unit_population"))
     found = cache.get(key)
     if found is None:
         rows = {r.code: {"name": r.name, "class": r.klass,
@@ -115,7 +122,7 @@ def hotspot_tiles(request: Request, conn: DbConn, user: AggregateReader, z: Z, x
                          "z": None if k is not None else round(r.z, 4)} for r in layer.rows}
         found = cache.put(key, rows_tile(conn, tile, structure.value, "hotspots", rows,
                                          {"name": "text", "class": "text", "incidents": "int", "z": "float8"}))
-    return tile_response(request, *found, public=False)
+    return tile_response(request, found, public=False)
 
 
 @router.get("/recruiters/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_ANSWER)
@@ -140,4 +147,4 @@ def recruiter_tiles(request: Request, conn: DbConn, user: AggregateReader, z: Z,
             features_tile(conn, tile, "recruiter_areas", areas, {"actor": "text", "name": "text", "registered": "boolean",
                                                                 "events": "int", "flags": "int"})
         found = cache.put(key, data)
-    return tile_response(request, *found, public=False)
+    return tile_response(request, found, public=False)

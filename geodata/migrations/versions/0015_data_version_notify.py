@@ -1,0 +1,42 @@
+"""Data versions notify: every bump also sends ``NOTIFY data_version`` (delivered at commit).
+
+The server keeps the versions in memory (:mod:`geodata.data_versions`), so a
+tile served from its cache needs no round trip to the database.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-11-30
+"""
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO data_version (name) VALUES (TG_TABLE_NAME)
+            ON CONFLICT (name) DO UPDATE SET version = data_version.version + 1, changed_at = now();
+            PERFORM pg_notify('data_version', TG_TABLE_NAME);
+            RETURN NULL;
+        END $$
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO data_version (name) VALUES (TG_TABLE_NAME)
+            ON CONFLICT (name) DO UPDATE SET version = data_version.version + 1, changed_at = now();
+            RETURN NULL;
+        END $$
+        """
+    )
