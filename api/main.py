@@ -6,7 +6,7 @@ requires a secret to be set: no entry point serves without one.
 
 import gc
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -72,7 +72,9 @@ async def frozen_start_up(app: FastAPI):
     # esda and libpysal take seconds to import: done beside start-up, so the
     # first hot-spot map does not wait for them.
     threading.Thread(target=hotspots.warm, name="warm-hotspots", daemon=True).start()
-    data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))
+    # Without a database configured, every request says so, and there is nothing to listen to.
+    with suppress(RuntimeError):
+        data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))
     yield
     data_versions.watch.stop()
     gc.unfreeze()

@@ -72,3 +72,14 @@ def test_versions_held_for_another_database_are_not_used(seeded):
         assert watch.versions(conn, "incident") == read_versions(conn, "incident") != (("incident", -1),)
         watch.url = seeded.url.render_as_string(hide_password=False)
         assert watch.versions(conn, "incident") == (("incident", -1),)
+
+
+def test_the_server_listens_from_start_up_to_shut_down(seeded):
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from geodata.data_versions import watch
+
+    with TestClient(app):
+        assert watch.wait_ready() and watch.url == seeded.url.render_as_string(hide_password=False)
+    assert watch.current is None
