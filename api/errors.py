@@ -29,6 +29,7 @@ from geodata.errors import (
     PermissionDenied,
     Refused,
     TooLarge,
+    Unavailable,
 )
 from survey.openrosa import OPENROSA_VERSION, response_xml
 
@@ -40,6 +41,7 @@ STATUS: dict[type[LabourAtlasError], int] = {
     TooLarge: 413,
     Refused: 400,
     Locked: 423,
+    Unavailable: 503,
 }
 OPENROSA_PREFIX = "/openrosa"
 

@@ -232,10 +232,26 @@ class UnitCounts(Out):
     all: Cell
 
 
+class ReleaseRef(Out):
+    """The release a suppressed count comes from: released tables never change; a later revision replaces it."""
+
+    id: int
+    revision: int = Field(description="1 for the period's first release; later revisions add late records")
+    made_at: dt.datetime
+    made_by: str = Field(description="'server' (made when first asked for after the period closed) or 'cli:<user>'")
+
+
 class SurveyCounts(Out):
     structure: str
     year: int
-    period: str
-    suppressed_below: int | None = Field(description="k: counts below it are hidden for your role (null: none hidden)")
+    period: str = Field(description="2026-10 (a month), 2026-Q3, 2026-H1 or 2026")
+    period_start: dt.date
+    period_end: dt.date = Field(description="the first day after the period")
+    source: Literal["live", "release"] = Field(
+        description="live: counted now, unsuppressed (officers); release: a frozen, audited release (other roles)")
+    suppressed_below: int | None = Field(description="k: counts below it (zero included) are hidden for your role (null: none hidden)")
+    release: ReleaseRef | None
+    next_release_due: dt.datetime | None = Field(
+        description="the next release round: a period's first release, or a revision with late records")
     generated_at: dt.datetime
     units: list[UnitCounts]

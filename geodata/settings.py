@@ -10,7 +10,7 @@ run with one, except the demo.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     suppress_below_police: int = Field(default=10, ge=3)
     suppress_below_leader: int = Field(default=5, ge=3)
     suppress_below_planner: int = Field(default=5, ge=3)
+    # Releases: suppressed roles read frozen tables of closed periods of this
+    # length, released this many days after the period ends (phones that were
+    # offline send late) and revised at every later release round when late
+    # records came in. Complementary cells are chosen to hide the fewest cells
+    # ("cells") or the smallest total ("total").
+    release_period: Literal["month", "quarter", "half", "year"] = "month"
+    release_grace_days: int = Field(default=3, ge=0, le=60)
+    suppression_cost: Literal["cells", "total"] = "cells"
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from api.access import PUBLIC, Allow, AllowBasic, app_route_rules
 from api.main import create_app
 from geodata.roles import Role
+from maps.releases import last_closed_period
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
 from tests.payloads import answers, aspirant, instance_xml
@@ -35,7 +36,8 @@ from tests.payloads import answers, aspirant, instance_xml
 ROUTES = app_route_rules(create_app())
 # Served by FastAPI or Starlette themselves, not API routes: public by nature.
 NOT_API_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static"}
-YEAR = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).year
+# The last month released (leaders and planners read releases of closed months only).
+RELEASED = last_closed_period(dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))).label
 
 
 @dataclass
@@ -243,7 +245,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/admin/users/{username}/disable"): same(post_disable),
     ("GET", "/api/v1/admin/audit"): same(get("/api/v1/admin/audit")),
     ("POST", "/api/v1/admin/break-glass/submissions/{instance_id}"): Case(post_break_glass, listed("record_id"), listed("record_id")),
-    ("GET", "/api/v1/aggregates/survey-counts"): Case(get("/api/v1/aggregates/survey-counts", year=YEAR, level="commune"),
+    ("GET", "/api/v1/aggregates/survey-counts"): Case(get("/api/v1/aggregates/survey-counts", period=RELEASED, level="commune"),
                                                       counts_have_commune, counts_lack_commune),
     ("GET", "/api/v1/submissions"): Case(get("/api/v1/submissions", limit=1000), listed("record_id"), not_listed("record_id")),
     ("POST", "/api/v1/submissions"): Case(post_submission, lambda r, w: r.status_code == 201,

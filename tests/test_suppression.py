@@ -141,7 +141,7 @@ def crafted_two_level_table():
 def test_no_primary_cell_of_a_crafted_two_level_table_is_narrowed(k):
     table = crafted_two_level_table()
     status = protect(table, k).status
-    assert set(np.flatnonzero((table.values < k))) == set(np.flatnonzero(status == PRIMARY))
+    assert set(np.flatnonzero(table.values < k)) == set(np.flatnonzero(status == PRIMARY))
     assert leaks(table, status, k, integer=True) == {"plain": {}, "told": {}}
 
 
