@@ -35,9 +35,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from geodata.reference_data import REFERENCE_DIR  # noqa: E402
-from maps.disclosure_audit import audit  # noqa: E402
-from maps.suppression import COMPLEMENTARY, PRIMARY, SHOWN, hierarchical_table, primary_status, protect, roll_up  # noqa: E402
+from geodata.reference_data import REFERENCE_DIR
+from maps.disclosure_audit import audit
+from maps.suppression import COMPLEMENTARY, PRIMARY, SHOWN, hierarchical_table, primary_status, protect, roll_up
 
 KINDS = ("aspirant", "returnee", "departure")
 MEASURES = (*KINDS, "all")

@@ -166,6 +166,11 @@ def implied_small(table: HierarchicalTable, status: np.ndarray) -> np.ndarray:
 
     Such a total would tell "its parts are all small"; the method hides it instead
     (:func:`maps.suppression.hide_totals_of_small_parts`), so in a table it made this is empty.
+
+    >>> from maps.suppression import hierarchical_table, primary_status
+    >>> t = hierarchical_table({"c": None}, ["a", "r", "all"], {"all": ("a", "r")}, {("c", "a"): 4, ("c", "r"): 3, ("c", "all"): 7})
+    >>> [t.key(c) for c in implied_small(t, primary_status(t, 5)).nonzero()[0]]
+    [('c', 'a'), ('c', 'r')]
     """
     relations = table.relations.tocsr()
     parts = relations.copy()
@@ -285,6 +290,12 @@ def failing_cells(table: HierarchicalTable, status: np.ndarray, k: int) -> tuple
 
     Cells the joint programs do not reach are returned without being solved one by one: some
     may be fine, which the chooser of complements finds at no cost.
+
+    >>> from maps.suppression import hierarchical_table, primary_status
+    >>> t = hierarchical_table({"d": None, "a": "d", "b": "d"}, ["n"], {}, {("d", "n"): 40, ("a", "n"): 3, ("b", "n"): 37})
+    >>> need, _ = failing_cells(t, primary_status(t, 5), 5)
+    >>> {t.key(c): d for c, d in need.items()}
+    {('a', 'n'): ['down', 'up']}
     """
     whole, components, _ = _components(table, status)
     small = implied_small(table, status)

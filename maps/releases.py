@@ -99,16 +99,16 @@ def release_rounds(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     >>> last.date().isoformat(), upcoming.date().isoformat()
     ('2026-11-04', '2026-12-04')
     """
-    length = get_settings().release_period
-    current = Period.containing(now.astimezone(VIETNAM_TZ).date(), length)
-    due_now = release_due_at(current.previous())
-    if now >= due_now:
-        return due_now, release_due_at(current)
-    return release_due_at(current.previous().previous()), due_now
+    closed = last_closed_period(now)
+    return release_due_at(closed), release_due_at(closed.next())
 
 
 def last_closed_period(now: dt.datetime) -> Period:
-    """The most recent period whose release is due at ``now``."""
+    """The most recent period (of the release length) whose release is due at ``now``.
+
+    >>> last_closed_period(dt.datetime(2026, 11, 3, 23, tzinfo=VIETNAM_TZ)).label  # 2026-10 closes on the 4th
+    '2026-09'
+    """
     p = Period.containing(now.astimezone(VIETNAM_TZ).date(), get_settings().release_period)
     while release_due_at(p) > now:
         p = p.previous()
@@ -126,6 +126,12 @@ def count_table(conn: Connection, dataset: Dataset, structure: Structure | str, 
 
     Units that did not exist in the period hold structural zeros (shown: zero by
     definition), unless records were placed in them.
+
+    Example (needs a database)::
+
+        t = count_table(conn, SURVEY_COUNTS, "2025", Period.parse("2026-10"))
+        t.values[t.cell("42", "departure")]
+        # 137
     """
     structure = Structure(structure).value
     units = conn.execute(text(UNITS_SQL), {"structure": structure, "period_start": period.start,
@@ -167,7 +173,13 @@ def _release(row: Any) -> Release:
 
 def releases_of(conn: Connection, dataset: str | None = None, structure: str | None = None,
                 period: Period | None = None) -> list[Release]:
-    """Stored releases, oldest first, optionally of one dataset, structure and period."""
+    """Stored releases, oldest first, optionally of one dataset, structure and period.
+
+    Example (needs a database)::
+
+        [r.revision for r in releases_of(conn, "survey_counts", "2025", Period.parse("2026-10"))]
+        # [1, 2]
+    """
     rows = conn.execute(text(
         f"""SELECT {RELEASE_COLUMNS} FROM aggregate_release
             WHERE (CAST(:dataset AS text) IS NULL OR dataset = :dataset)
@@ -179,7 +191,13 @@ def releases_of(conn: Connection, dataset: str | None = None, structure: str | N
 
 
 def get_release(conn: Connection, release_id: int) -> Release:
-    """One stored release; :class:`NotFound` if there is none with that id."""
+    """One stored release; :class:`NotFound` if there is none with that id.
+
+    Example (needs a database)::
+
+        get_release(conn, 12).period.label
+        # '2026-10'
+    """
     row = conn.execute(text(f"SELECT {RELEASE_COLUMNS} FROM aggregate_release WHERE id = :id"), {"id": release_id}).one_or_none()
     if row is None:
         raise NotFound(f"no release {release_id}")
@@ -191,6 +209,13 @@ def release_cells(conn: Connection, release: Release, k: int, like: Hierarchical
 
     Raises :class:`Conflict` when the release's cells are not those of ``like`` (units were added or
     removed since): such releases cannot be audited together.
+
+    Example (needs a database)::
+
+        like = count_table(conn, SURVEY_COUNTS, "2025", release.period)
+        table, status = release_cells(conn, release, 5, like)
+        audit(table, status, 5).passed
+        # True
     """
     rows = conn.execute(text(
         "SELECT unit_code, measure, count, status FROM aggregate_release_cell WHERE release_id = :id AND k = :k"),
@@ -363,6 +388,11 @@ def current_release(conn: Connection, dataset: Dataset, structure: Structure | s
     A period not closed yet, or not of the release length, is refused with a message saying when
     its first release is due. A release that fails its audit is not made (:class:`Unavailable`;
     the details are logged for the operators, never shown: they hold true counts).
+
+    Example (needs a database)::
+
+        current_release(conn, SURVEY_COUNTS, "2025", Period.parse("2026-10")).revision
+        # 1 (made now if nobody had asked since the period closed)
     """
     structure = Structure(structure).value
     now = _now(conn, now)
@@ -404,6 +434,11 @@ def due_releases(conn: Connection, now: dt.datetime | None = None) -> list[tuple
     The last closed period of every structure in force during it, and every released period whose
     latest release is older than the last round (it may have late records: :func:`make_release`
     says whether they changed anything).
+
+    Example (needs a database)::
+
+        [(d.name, s, p.label) for d, s, p in due_releases(conn)]
+        # [('survey_counts', '2025', '2026-10'), ('survey_counts', '2025', '2026-09')]
     """
     now = _now(conn, now)
     last_round, _ = release_rounds(now)
@@ -423,7 +458,13 @@ def due_releases(conn: Connection, now: dt.datetime | None = None) -> list[tuple
 
 
 def verify_release(conn: Connection, release: Release) -> dict[int, AuditReport]:
-    """Audit a stored release again from its stored cells, with every earlier release of its period; per k."""
+    """Audit a stored release again from its stored cells, with every earlier release of its period; per k.
+
+    Example (needs a database)::
+
+        {k: r.passed for k, r in verify_release(conn, get_release(conn, 12)).items()}
+        # {5: True}
+    """
     dataset = DATASETS[release.dataset]
     like = count_table(conn, dataset, release.structure, release.period)
     earlier = [r for r in releases_of(conn, release.dataset, release.structure, release.period) if r.revision < release.revision]

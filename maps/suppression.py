@@ -316,7 +316,12 @@ class Pattern:
 
 
 def primary_status(table: HierarchicalTable, k: int) -> np.ndarray:
-    """Statuses after primary suppression only: every non-structural count below ``k`` (zero too) is primary."""
+    """Statuses after primary suppression only: every non-structural count below ``k`` (zero too) is primary.
+
+    >>> t = hierarchical_table({"d": None, "a": "d", "b": "d"}, ["n"], {}, {("d", "n"): 9, ("a", "n"): 9})
+    >>> [STATUS_NAMES[s] for s in primary_status(t, 5)]
+    ['shown', 'shown', 'primary']
+    """
     if k < MIN_K:
         raise ValueError(f"k must be at least {MIN_K}, not {k}")
     status = np.full(table.size, SHOWN, dtype=np.uint8)
@@ -409,6 +414,11 @@ def hide_totals_of_small_parts(table: HierarchicalTable, status: np.ndarray) -> 
     total there is always a complementary cell (at least k, the intruder cannot tell which),
     or the total itself is hidden (it is at least k: a complement). Hiding it never creates
     a relation in the same state: it is a complementary part wherever it is a part.
+
+    >>> t = hierarchical_table({"c": None}, ["a", "r", "all"], {"all": ("a", "r")}, {("c", "a"): 4, ("c", "r"): 3, ("c", "all"): 7})
+    >>> status = primary_status(t, 5)
+    >>> hide_totals_of_small_parts(t, status), STATUS_NAMES[status[t.cell("c", "all")]]
+    (1, 'complementary')
     """
     relations = table.relations.tocsr()
     parts = relations.copy()
