@@ -312,3 +312,33 @@ def test_every_aggregate_of_a_suppressed_role_comes_from_a_release(seeded):
 
         with pytest.raises(PermissionDenied):
             aggregate_view(conn, SURVEY_COUNTS, Role.police_analyst, "2025", Period.parse("2025-08"), Reader())
+
+
+def test_a_table_that_fails_its_audit_is_not_published_and_its_numbers_are_not_told(client, accounts, seeded, communes,
+                                                                                      monkeypatch):
+    from maps import releases
+    from maps.disclosure_audit import AuditFailed, AuditReport, Failure
+
+    leader = accounts.headers("leader", (PROVINCE,))
+    secret = communes[15]["code"]
+
+    def refused(*args, **kwargs):
+        raise AuditFailed(AuditReport(5, 1, 0, 1, 2, 0.0, (Failure(secret, "aspirant", "plain", 3.0, 3.0, "excludes 0"),)))
+
+    # A first release that fails: nothing is stored, the reader is told why without a number.
+    add_records(seeded, secret, mid("2026-03"), aspirant=3)
+    monkeypatch.setattr(releases, "protect", refused)
+    r = counts(client, leader, "2026-03")
+    assert r.status_code == 503 and "could not be made" in r.json()["detail"]
+    assert secret not in r.text and "[3" not in r.text and "excludes" not in r.text
+    with seeded.connect() as conn:
+        assert releases_of(conn, "survey_counts", "2025", Period.parse("2026-03")) == []
+    # A revision that fails: the earlier release stays in force.
+    monkeypatch.undo()
+    first = counts(client, leader, "2026-03").json()["release"]
+    add_records(seeded, secret, mid("2026-03"), departure=2)
+    monkeypatch.setattr(releases, "protect", refused)
+    _, next_round = release_rounds(dt.datetime.now(VIETNAM_TZ))
+    with seeded.begin() as conn:
+        kept = current_release(conn, SURVEY_COUNTS, "2025", Period.parse("2026-03"), now=next_round + dt.timedelta(hours=2))
+    assert kept.id == first["id"] and kept.revision == 1
