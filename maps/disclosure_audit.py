@@ -36,7 +36,7 @@ interval in the report.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,8 +199,46 @@ def _solve(objective: np.ndarray, component: _Component, lower: np.ndarray, uppe
     return result
 
 
+def _certified(table: HierarchicalTable, relations: sparse.csc_matrix, status: np.ndarray, k: int, small: np.ndarray,
+               cell: int, side: str, certificate: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    """Whether a perturbation handed in (by whoever chose the complements) proves that ``cell`` reaches 0 / k.
+
+    It must keep every relation, move ``cell`` by exactly what it needs, and move only hidden cells, each
+    within what the intruder knows of it in model ``rule`` (so in ``plain`` too): nothing is taken on trust.
+    """
+    if certificate is None:
+        return False
+    cells, change = certificate
+    v = int(table.values[cell])
+    shift = -v if side == "low" else k - v
+    at = np.flatnonzero(cells == cell)
+    if len(at) != 1 or abs(change[at[0]] - shift) > TOLERANCE:
+        return False
+    if np.abs(relations[:, cells] @ change).max(initial=0.0) > 1e-6:
+        return False
+    others = cells != cell
+    moved, new = cells[others], table.values[cells[others]] + change[others]
+    st = status[moved]
+    return bool((st >= PRIMARY).all() and (new >= -TOLERANCE).all() and (new[st == COMPLEMENTARY] >= k - TOLERANCE).all()
+                and (new[small[moved]] <= k - 1 + TOLERANCE).all())
+
+
+class _CheckedCertificates(dict):
+    """``checked[cell, side]``: whether the certificate handed in for it holds (checked once, whatever the model)."""
+
+    def __init__(self, table, status, k, small, certificates) -> None:
+        super().__init__()
+        self.args = (table, table.relations.tocsc(), status, k, small)
+        self.certificates = certificates
+
+    def __missing__(self, key: tuple[int, str]) -> bool:
+        found = _certified(*self.args, key[0], key[1], self.certificates.get(key))
+        self[key] = found
+        return found
+
+
 def _unreached(table: HierarchicalTable, status: np.ndarray, k: int, whole: _Component, components: Sequence[_Component],
-               model: str, cycles: Cycles, small: np.ndarray) -> tuple[list[int], list[int], int]:
+               model: str, cycles: Cycles, small: np.ndarray, checked: _CheckedCertificates) -> tuple[list[int], list[int], int]:
     """Primary cells (table indices) that neither a short cycle nor programs pushing many at once take to 0 / to the goal.
 
     First, cells with a short perturbation through hidden cells (:class:`maps.suppression.Cycles`,
@@ -221,6 +259,8 @@ def _unreached(table: HierarchicalTable, status: np.ndarray, k: int, whole: _Com
                 values = table.values[c.cells[t]]
                 shifts = -values if side == "low" else goal - values
                 t = t[~((shifts == 0) | cycles.certify(status, k, c.cells[t], model, shifts))]
+                if checked.certificates and len(t):
+                    t = t[[not checked[int(c.cells[i]), side] for i in t]]
             if len(t):
                 active.append((c, t))
         for _ in range(ROUNDS):
@@ -300,10 +340,11 @@ def failing_cells(table: HierarchicalTable, status: np.ndarray, k: int) -> tuple
     whole, components, _ = _components(table, status)
     small = implied_small(table, status)
     cycles = Cycles(table, small)
+    none = _CheckedCertificates(table, status, k, small, {})
     need: dict[int, set[str]] = {}
     lps = 0
     for model in MODELS:
-        low, high, used = _unreached(table, status, k, whole, components, model, cycles, small)
+        low, high, used = _unreached(table, status, k, whole, components, model, cycles, small, none)
         lps += used
         for cell in low:
             need.setdefault(cell, set()).add("down")
@@ -312,7 +353,8 @@ def failing_cells(table: HierarchicalTable, status: np.ndarray, k: int) -> tuple
     return {c: sorted(d) for c, d in need.items()}, lps
 
 
-def audit(table: HierarchicalTable, status: np.ndarray, k: int) -> AuditReport:
+def audit(table: HierarchicalTable, status: np.ndarray, k: int,
+          certificates: Mapping[tuple[int, str], tuple[np.ndarray, np.ndarray]] | None = None) -> AuditReport:
     """Audit the table that ``status`` publishes of ``table`` for threshold ``k`` (see the module's description).
 
     Parameters
@@ -324,6 +366,10 @@ def audit(table: HierarchicalTable, status: np.ndarray, k: int) -> AuditReport:
         A status per cell (:data:`maps.suppression.STATUS_NAMES`).
     k:
         The threshold the table was suppressed for.
+    certificates:
+        Optional perturbations ``{(cell, "low" | "high"): (cells, changes)}`` that the chooser of
+        complements found; each is checked (:func:`_certified`) and spares the programs of that
+        cell and side. A wrong one is not believed: the cell is then solved like the others.
 
     >>> from maps.suppression import hierarchical_table, primary_status
     >>> t = hierarchical_table({"d": None, "a": "d", "b": "d"}, ["n"], {}, {("d", "n"): 40, ("a", "n"): 3, ("b", "n"): 37})
@@ -337,13 +383,14 @@ def audit(table: HierarchicalTable, status: np.ndarray, k: int) -> AuditReport:
     whole, components, of_cell = _components(table, status)
     small = implied_small(table, status)
     cycles = Cycles(table, small)
+    checked = _CheckedCertificates(table, status, k, small, certificates or {})
     position = {int(c): i for i, c in enumerate(whole.cells)}
     m = len(table.measures)
     failures = _status_problems(table, status, k)
     lps = 0
     for model in MODELS:
         goal = k
-        low, high, used = _unreached(table, status, k, whole, components, model, cycles, small)
+        low, high, used = _unreached(table, status, k, whole, components, model, cycles, small, checked)
         lps += used
         for cell in sorted(set(low) | set(high)):
             lo, hi = _interval(status, k, components[of_cell[position[cell]]], cell, model, small)

@@ -75,6 +75,7 @@ ELASTIC_REWARD = 1e4
 # Siblings in the first search area of a commune with many siblings (a 2025 province has
 # up to some hundred communes): small programs first, all siblings if need be.
 SIBLINGS = 30
+SIBLING_UNITS = 4
 
 
 def suppression_k(role: Role) -> int | None:
@@ -386,7 +387,7 @@ def protect(
     for _ in range(3):
         chooser.protect_cells(need)
         hide_totals_of_small_parts(table, status)
-        report = audit(table, status, k)
+        report = audit(table, status, k, certificates=chooser.certificates)
         lps += chooser.linear_programs + report.linear_programs
         chooser.linear_programs = 0
         if report.passed:
@@ -460,8 +461,8 @@ class _ComplementChooser:
             raise ValueError(f"cost must be 'cells' or 'total', not {cost!r}")
         self.weight = weight / weight.max()
         self.linear_programs = 0
-        self.rectangles = 0
-        self.impossible = 0
+        # (cell, "low" | "high") -> (cells, changes): the perturbation that protects it.
+        self.certificates: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         self.cycles = Cycles(table)
         self.children = self.cycles.children
         self.leaf = self.cycles.leaf
@@ -471,27 +472,29 @@ class _ComplementChooser:
     def neighbourhoods(self, cell: int) -> list[tuple[int, int, int]]:
         """``(first unit, end unit, held unit)`` to search in, smallest first; ``held`` is -1 when none is held.
 
-        First a run of about :data:`SIBLINGS` sibling communes with the parent's counts held
-        (a parent's count held means the siblings' changes cancel out), then all siblings'
-        subtrees, then one level up, and so on; at the top, the top unit's subtree with
-        nothing held (no relation goes above it).
+        Going up from the cell's unit, at each level: first a run of siblings (about
+        :data:`SIBLINGS` communes, or :data:`SIBLING_UNITS` districts, with everything below
+        them), then all siblings, in both cases with the parent's counts held (the siblings'
+        changes cancel out); at the top, the top unit's subtree with nothing held (no relation
+        goes above it). Runs are fixed cuts of the siblings, the same for every cell, so that
+        the areas of one step do not overlap.
         """
         t = self.table
-        unit = cell // len(t.measures)
         found = []
-        ancestor, top = t.parent[unit], unit
-        if ancestor >= 0 and self.leaf[unit]:
-            kids = self.children[ancestor]
-            if len(kids) > 2 * SIBLINGS and self.leaf[kids].all():
-                # Leaf siblings are consecutive units: cut them in fixed runs (the same for every cell).
-                runs = len(kids) // SIBLINGS
+        node = cell // len(t.measures)
+        while t.parent[node] >= 0:
+            parent = int(t.parent[node])
+            kids = self.children[parent]
+            size = SIBLINGS if self.leaf[kids].all() else SIBLING_UNITS
+            if len(kids) > 2 * size:
+                runs = len(kids) // size
                 bounds = [i * len(kids) // runs for i in range(runs + 1)]
-                i = int(np.searchsorted(bounds, np.searchsorted(kids, unit), side="right")) - 1
-                found.append((int(kids[bounds[i]]), int(kids[bounds[i + 1] - 1]) + 1, int(ancestor)))
-        while ancestor >= 0:
-            found.append((int(ancestor), int(t.subtree_end[ancestor]), int(ancestor)))
-            top, ancestor = ancestor, t.parent[ancestor]
-        found.append((int(top), int(t.subtree_end[top]), -1))
+                i = int(np.searchsorted(bounds, np.searchsorted(kids, node), side="right")) - 1
+                last = int(kids[bounds[i + 1] - 1])
+                found.append((int(kids[bounds[i]]), int(t.subtree_end[last]), parent))
+            found.append((parent, int(t.subtree_end[parent]), parent))
+            node = parent
+        found.append((int(node), int(t.subtree_end[node]), -1))
         return found
 
     def _area(self, area: tuple[int, int, int]) -> tuple[np.ndarray, sparse.csc_matrix]:
@@ -548,16 +551,13 @@ class _ComplementChooser:
             step = 0
             while pending:
                 groups: dict[tuple[int, int, int], list[tuple[int, str, str, int]]] = {}
-                beyond = []
                 for item in pending:
                     areas = self.neighbourhoods(item[0])
+                    # Past the last area nothing was found even over the whole top unit: the audit
+                    # will say so, and the table is refused.
                     if step < len(areas):
                         groups.setdefault(areas[step], []).append(item)
-                    else:
-                        beyond.append(item)
                 pending = self._protect_groups(groups)
-                # Nothing found even over the whole top unit: the audit will say so, and the table is refused.
-                self.impossible += len(beyond)
                 step += 1
 
     def _protect_groups(self, groups: Mapping[tuple[int, int, int], list[tuple[int, str, str, int]]]) -> list:
@@ -571,7 +571,6 @@ class _ComplementChooser:
                     cell, direction, model, shift = queue.pop()
                     found = self._rectangle(cell, model, shift)
                     if found is not None and not len(found):
-                        self.rectangles += 1
                         continue  # already protected
                     batch.append((area, cell, direction, model, shift))
                     break
@@ -622,14 +621,17 @@ class _ComplementChooser:
         if result.status != 0:
             return [(cell, direction) for _, cell, direction, _, _ in chunk]
         left = []
-        for (_, cell, direction, _, _), (position, shift), (start, cells) in zip(chunk, targets, cells_of, strict=True):
+        for (_, cell, direction, _, signed), (position, shift), (start, cells) in zip(chunk, targets, cells_of, strict=True):
             if result.x[position] < shift - TOLERANCE:
                 left.append((cell, direction))
                 continue
             n = len(cells)
-            moved = (result.x[start:start + n] + result.x[start + n:start + 2 * n]) > TOLERANCE
-            moved &= self.status[cells] == SHOWN
-            self.status[cells[moved]] = COMPLEMENTARY
+            up, down = result.x[start:start + n], result.x[start + n:start + 2 * n]
+            moved = (up + down) > TOLERANCE
+            self.status[cells[moved & (self.status[cells] == SHOWN)]] = COMPLEMENTARY
+            # Kept for the audit, which checks it and then needs no program for this cell and side.
+            change = up - down
+            self.certificates[cell, "high" if signed > 0 else "low"] = (cells[moved], change[moved])
         return left
 
     def demands(self, cell: int, direction: str) -> list[tuple[str, int]]:
@@ -722,42 +724,6 @@ class Cycles:
                 fine = (status[c] >= PRIMARY) & self.movable(status, k, c, shifts, model)
                 ok &= ~use | fine
         return ok
-
-    def rectangle(self, status: np.ndarray, k: int, cell: int, model: str, shift: int,
-                  weight: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
-        """The cheapest rectangle moving ``cell`` by ``shift``: (cost, shown cells it moves), or None if there is none."""
-        t = self.table
-        mcount = len(t.measures)
-        unit, mi = divmod(int(cell), mcount)
-        parent = t.parent[unit]
-        if parent < 0 or not self.leaf[unit]:
-            return None
-        siblings = self.children[parent]
-        siblings = siblings[(siblings != unit) & self.leaf[siblings]]
-        if not len(siblings):
-            return None
-        patterns = [[(who, mj, sign * shift) for who, mj, sign in p] for p in self._patterns(mi)]
-        best: tuple[float, np.ndarray] | None = None
-        for pattern in patterns:
-            ok = np.ones(len(siblings), dtype=bool)
-            cost = np.zeros(len(siblings))
-            moved: list[np.ndarray] = []
-            for who, mj, delta in pattern:
-                cells = np.full(len(siblings), unit * mcount + mj) if who == "own" else siblings * mcount + mj
-                ok &= self.movable(status, k, cells, delta, model)
-                shown = status[cells] == SHOWN
-                cost += np.where(shown, np.inf if weight is None else weight[cells], 0.0)
-                moved.append(cells)
-            ok &= np.isfinite(cost)
-            if not ok.any():
-                continue
-            i = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
-            if best is None or cost[i] < best[0]:
-                chosen = np.array([c[i] for c in moved])
-                best = (float(cost[i]), chosen[status[chosen] == SHOWN])
-                if best[0] == 0:
-                    break
-        return best
 
     def _patterns(self, mi: int) -> list[list[tuple[str, int, int]]]:
         """Rectangles of measure ``mi``: (own unit or sibling, measure, sign of the move relative to the shift)."""

@@ -236,3 +236,17 @@ def test_k_is_a_setting_per_role_and_never_below_three(monkeypatch):
         Settings()
     with pytest.raises(ValueError, match="k must be at least 3"):
         protect(crafted_two_level_table(), 2)
+
+
+def test_the_audit_believes_no_perturbation_it_cannot_check():
+    """The chooser hands its perturbations to the audit to spare programs; a wrong one proves nothing."""
+    table = hierarchical_table({"d": None, "a": "d", "b": "d"}, ["n"], {}, {("d", "n"): 40, ("a", "n"): 3, ("b", "n"): 37})
+    a, b = table.cell("a", "n"), table.cell("b", "n")
+    naive = primary_status(table, 5)
+    alone = {(a, "high"): (np.array([a]), np.array([2.0])), (a, "low"): (np.array([a]), np.array([-3.0]))}
+    assert not audit(table, naive, 5, certificates=alone).passed  # breaks d = a + b
+    through_shown = {(a, "high"): (np.array([a, b]), np.array([2.0, -2.0])), (a, "low"): (np.array([a, b]), np.array([-3.0, 3.0]))}
+    assert not audit(table, naive, 5, certificates=through_shown).passed  # b is shown: it cannot move
+    status = naive.copy()
+    status[b] = COMPLEMENTARY
+    assert audit(table, status, 5, certificates=through_shown).passed
