@@ -26,7 +26,8 @@ one.
 Each hidden component (cells linked by relations through other hidden cells)
 is an independent program. Two programs per cell would take minutes on the
 whole country, so cells are first cleared cheaply: by a short perturbation
-through hidden cells (:class:`maps.suppression.Cycles`), then by rounds of one
+through hidden cells (:class:`maps.suppression.Cycles`), or one handed in by
+the chooser of complements and checked here, then by rounds of one
 program pushing every remaining cell at once (minimise their sum; maximise
 their sum, each capped at ``k``); only the cells those do not reach are
 solved one by one, and a cell that fails fails for certain, with its exact
