@@ -30,6 +30,7 @@ from geodata.errors import (
     PermissionDenied,
     Refused,
     TooLarge,
+    Unavailable,
 )
 from survey.openrosa import OPENROSA_VERSION, response_xml
 
@@ -41,6 +42,7 @@ STATUS: dict[type[LabourAtlasError], int] = {
     TooLarge: 413,
     Refused: 400,
     Locked: 423,
+    Unavailable: 503,
 }
 OPENROSA_PREFIX = "/openrosa"
 

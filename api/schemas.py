@@ -238,11 +238,27 @@ class UnitCounts(Out):
     all: Cell
 
 
+class ReleaseRef(Out):
+    """The release a suppressed count comes from: released tables never change; a later revision replaces it."""
+
+    id: int
+    revision: int = Field(description="1 for the period's first release; later revisions add late records")
+    made_at: dt.datetime
+    made_by: str = Field(description="'server' (made when first asked for after the period closed) or 'cli:<user>'")
+
+
 class SurveyCounts(Out):
     structure: str
     year: int
-    period: str
-    suppressed_below: int | None = Field(description="k: counts below it are hidden for your role (null: none hidden)")
+    period: str = Field(description="2026-10 (a month), 2026-Q3, 2026-H1 or 2026")
+    period_start: dt.date
+    period_end: dt.date = Field(description="the first day after the period")
+    source: Literal["live", "release"] = Field(
+        description="live: counted now, unsuppressed (officers); release: a frozen, audited release (other roles)")
+    suppressed_below: int | None = Field(description="k: counts below it (zero included) are hidden for your role (null: none hidden)")
+    release: ReleaseRef | None
+    next_release_due: dt.datetime | None = Field(
+        description="the next release round: a period's first release, or a revision with late records")
     generated_at: dt.datetime
     units: list[UnitCounts]
 
@@ -321,6 +337,10 @@ class CoverageCollection(Out):
     method: str
     caveats: list[str]
     suppressed_below: int | None
+    source: Literal["live", "releases"] = Field(
+        description="live: counted now (officers); releases: the sums of the released months (other roles)")
+    released_periods: list[str] = Field(description="the release periods summed (source releases)")
+    releases: list[ReleaseRef] = Field(description="the releases read, one per period")
     features: list[CoverageFeature]
 
 
@@ -384,6 +404,9 @@ class IncidentCountCollection(Out):
     level: str
     period: str
     suppressed_below: int | None
+    source: Literal["live", "release"] = Field(
+        description="live: counted now (officers, police analysts); release: a frozen, audited release (leaders, planners)")
+    release: ReleaseRef | None
     method: str
     features: list[IncidentCountFeature]
 

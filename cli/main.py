@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import boundaries, database, demo, imports, serve, subjects, users
+from cli import boundaries, database, demo, imports, releases, serve, subjects, users
 from cli.output import fail
 from geodata.db import get_engine
 from geodata.logs import configure_logging
@@ -16,6 +16,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(boundaries.app, name="geodata")
 app.add_typer(users.app, name="user")
 app.add_typer(subjects.app, name="subject")
+app.add_typer(releases.app, name="release")
 app.command()(subjects.purge)
 app.command()(serve.serve)
 app.command()(demo.demo)

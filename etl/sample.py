@@ -4,8 +4,9 @@ Everything here is made up and says so: the records carry the source
 ``sample (synthetic)`` and the surveyor "Dữ liệu mẫu (giả lập)". They go
 through the same validation and store statement as real submissions, so the
 demo's maps, counts and suppression behave as they would with real data.
-Counts per commune vary from 0 to a few dozen, so that small counts are
-suppressed for leaders.
+Twelve thousand records over the last twelve months: counts per commune and
+month vary from 0 to a few dozen, so that leaders' monthly releases show
+some and hide the small ones.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def sample_payloads(points: list[tuple[str, float, float]], n: int, rng: random.
     weight = {code: rng.choice((0, 0, 1, 1, 2, 4, 8)) for code, _, _ in points}
     chosen = rng.choices(points, weights=[weight[c] for c, _, _ in points], k=n)
     tz = dt.timezone(dt.timedelta(hours=7))
-    start = dt.datetime(today.year, 1, 1, 8, tzinfo=tz)
+    # The last twelve months (not before the 2025 structure, whose communes the points are in): the last
+    # closed month, which leaders read from its release, always has records.
+    start = dt.datetime.combine(max(today - dt.timedelta(days=365), dt.date(2025, 7, 1)), dt.time(8), tz)
     span = max(1, (dt.datetime.combine(today, dt.time(8), tz) - start).days)
     markets = [c.value for c in FORM.choices["market"]]
     skills = [c.value for c in FORM.choices["skills"]]
@@ -77,8 +80,8 @@ def sample_payloads(points: list[tuple[str, float, float]], n: int, rng: random.
     return payloads
 
 
-def load_sample_surveys(conn: Connection, n: int = 3000, seed: int = 2026, today: dt.date | None = None) -> int:
-    """Store ``n`` synthetic records in communes of three provinces; returns how many were stored.
+def load_sample_surveys(conn: Connection, n: int = 12000, seed: int = 2026, today: dt.date | None = None) -> int:
+    """Store ``n`` synthetic records in communes of three provinces, over the last twelve months; returns how many were stored.
 
     Example (needs a database)::
 

@@ -53,3 +53,7 @@ class Refused(LabourAtlasError):
 
 class TooLarge(LabourAtlasError):
     """What was sent is larger than a configured limit (the message names it)."""
+
+
+class Unavailable(LabourAtlasError):
+    """What was asked for cannot be served now (a release that failed its audit); the operators have the details."""

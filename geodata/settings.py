@@ -10,7 +10,7 @@ run with one, except the demo.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     # Vector tiles kept in memory by each server process (about 5 KB each);
     # 0 keeps none, every tile is made anew.
     tile_cache_tiles: int = Field(default=4096, ge=0, le=1_000_000)
+    # Releases: suppressed roles read frozen tables of closed periods of this
+    # length, released this many days after the period ends (phones that were
+    # offline send late) and revised at every later release round when late
+    # records came in. Complementary cells are chosen to hide the fewest cells
+    # ("cells") or the smallest total ("total").
+    release_period: Literal["month", "quarter", "half", "year"] = "month"
+    release_grace_days: int = Field(default=3, ge=0, le=60)
+    suppression_cost: Literal["cells", "total"] = "cells"
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:

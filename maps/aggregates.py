@@ -1,16 +1,24 @@
-"""The result type every aggregate layer shares: values per unit and period, with what is hidden.
+"""The types every aggregate layer shares: values per unit and period, with what is hidden, and where they come from.
 
-Survey counts use it today; the coverage, recruiter-activity and hot-spot
-layers will too. Routes, tiles, OGC collections and exports read these rows,
-so a suppressed value is ``None`` in one place and stays hidden in every
-format.
+Survey counts use them today; the coverage, recruiter-activity and hot-spot
+layers will too. Routes, tiles, OGC collections and exports read these rows
+(from :func:`maps.releases.aggregate_view`), so a suppressed value is
+``None`` in one place and stays hidden in every format.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from geodata.roles import Role
+
+if TYPE_CHECKING:
+    from maps.periods import Period
 
 
 @dataclass(frozen=True)
@@ -44,3 +52,65 @@ class AggregateRow:
         if measure in self.suppressed:
             return {"count": None, "suppressed": True}
         return {"count": self.values[measure], "suppressed": False}
+
+
+LeafCounts = Callable[[Connection, str, "Period"], Mapping[str, Mapping[str, int]]]
+"""``(conn, structure, period) -> {bottom unit code: {measure: count}}`` for the measures that are not sums."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A table of counts per unit and period that suppressed roles read only through releases.
+
+    ``measures`` are the table's columns; ``parts_of`` says which are sums of
+    others (``{"all": ("aspirant", "returnee", "departure")}``); ``leaf_counts``
+    counts the bottom units (communes) of a structure in a period, in SQL;
+    parents and sums are added up from them. ``readers`` are the roles that
+    read it suppressed: a release holds one pattern per distinct k of theirs.
+    Register a dataset in :data:`maps.releases.DATASETS`; every route, layer and
+    export then reads it through :func:`maps.releases.aggregate_view`.
+    """
+
+    name: str
+    measures: tuple[str, ...]
+    parts_of: Mapping[str, tuple[str, ...]]
+    readers: tuple[Role, ...]
+    leaf_counts: LeafCounts
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """Which release a suppressed count comes from."""
+
+    id: int
+    dataset: str
+    structure: str
+    period: str
+    revision: int
+    made_at: dt.datetime
+    made_by: str
+    records: int
+
+
+@dataclass(frozen=True)
+class AggregateView:
+    """What a reader gets of a dataset for a period: rows, and where they come from.
+
+    ``source`` is ``"live"`` (officers: counted now, unsuppressed) or
+    ``"release"`` (suppressed roles: the latest release of the period, whose
+    ``k`` and identity are given); ``next_release_due`` is when the server
+    makes the next release round (a period's first release, or a revision
+    with late records).
+    """
+
+    dataset: str
+    structure: str
+    period: str
+    period_start: dt.date
+    period_end: dt.date
+    source: str
+    k: int | None
+    rows: list[AggregateRow]
+    release: ReleaseInfo | None
+    next_release_due: dt.datetime | None
+    generated_at: dt.datetime

@@ -35,11 +35,16 @@ from typing import Any, Literal
 from sqlalchemy import Connection, text
 
 from geodata.errors import InvalidInput
+from geodata.roles import Role
 from geodata.scopes import Reader, scope_condition
+from geodata.settings import get_settings
 from geodata.structures import Structure
-from maps.aggregates import AggregateRow
+from maps import periods
+from maps.aggregates import AggregateRow, ReleaseInfo
 from maps.classification import Classification, Method, classify
+from maps.departures import DEPARTURES, MEASURE, departures_by_unit
 from maps.placement import ancestors_sql, commune_in
+from maps.releases import aggregate_view, release_due_at
 
 AT_RISK_SHARE = 0.8
 SEASONAL_MIN_RECORDS = 100
@@ -47,6 +52,7 @@ SEASONAL_MIN_RECORDS = 100
 CARRIED_COVERAGE = 0.95
 # Below this many departures the year before, a unit's target is shared out by area, not by departures.
 SHARE_BY_DEPARTURES_FROM = 30
+NEVER = 2**62
 Status = Literal["on_track", "at_risk", "off_track"]
 STATUS_LABELS = {"on_track": {"vi": "Đúng tiến độ", "en": "On track"},
                  "at_risk": {"vi": "Có nguy cơ chậm", "en": "At risk"},
@@ -88,26 +94,60 @@ def parse_period(year: int | None = None, half: str | None = None) -> Period:
     return Period(str(year), year, dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
 
 
-def _placed_departures(structure_param: str, start: str, end: str) -> str:
-    """SQL: (commune, departures) of :structure between two dates (departure date, exclusive end)."""
-    place = commune_in(structure_param, "r.structure", "coalesce(r.assigned_commune_code, r.declared_commune_code)", "r.geom")
-    return f"""SELECT commune, count(*) AS n FROM (
-                   SELECT {place} AS commune FROM survey_record r
-                   WHERE r.kind = 'departure' AND r.departure_date >= {start} AND r.departure_date < {end}) placed
-               WHERE commune IS NOT NULL GROUP BY commune"""
+@dataclass(frozen=True)
+class Released:
+    """Actuals for a role that reads suppressed counts: summed from releases, never counted live."""
+
+    role: Role
+    reader: Reader
+    now: dt.datetime | None = None
 
 
-ACTUALS_SQL = f"""
-WITH per_commune AS ({_placed_departures(":structure", ":start", ":end")}),
-up AS ({ancestors_sql(":structure")})
-SELECT up.unit, sum(pc.n)::int AS n FROM per_commune pc JOIN up ON up.commune = pc.commune GROUP BY up.unit
-"""
+@dataclass
+class ReleasedActuals:
+    """Departures per unit summed over the released periods of a date range (None where any of them hid it)."""
+
+    actuals: dict[str, int | None]
+    periods: list[str]
+    releases: list[ReleaseInfo]
+    as_of: dt.date | None  # the last day the released periods cover
 
 
-def departures_by_unit(conn: Connection, structure: str, start: dt.date, end: dt.date) -> dict[str, int]:
-    """Departures per unit (any level) of ``structure`` with a departure date in [start, end)."""
-    rows = conn.execute(text(ACTUALS_SQL), {"structure": structure, "start": start, "end": end})
-    return dict(rows.all())
+def released_departures(conn: Connection, released: Released, structure: str, level: str | None,
+                        start: dt.date, end: dt.date) -> ReleasedActuals:
+    """Departures per unit of [start, end) for a suppressed role: the sum of the released periods inside it.
+
+    Each release period (a month by default) that lies in the range and is
+    released is read through :func:`maps.releases.aggregate_view`, the one way
+    suppressed roles get counts; a unit hidden in any of them is hidden in
+    the sum (its other months would not say how much is missing). Periods
+    not yet released (the current month, the grace days after it) are not
+    counted: ``as_of`` says how far the sum goes.
+
+    Example (needs a database)::
+
+        got = released_departures(conn, Released(Role.leader, Reader()), "2025", "province", dt.date(2026, 1, 1), dt.date(2027, 1, 1))
+        got.periods[-1], got.actuals["42"]
+        # ('2026-10', 512)
+    """
+    now = released.now or conn.execute(text("SELECT now()")).scalar_one()
+    length = get_settings().release_period
+    sums: dict[str, int | None] = {}
+    labels, infos, as_of = [], [], None
+    p = periods.Period.containing(start, length)
+    while p.end <= end:
+        if p.start >= start and release_due_at(p) <= now:
+            view = aggregate_view(conn, DEPARTURES, released.role, structure, p, released.reader, level=level, now=now)
+            for r in view.rows:
+                n = None if MEASURE in r.suppressed else r.values.get(MEASURE)
+                sums[r.unit_code] = None if n is None or (r.unit_code in sums and sums[r.unit_code] is None) \
+                    else sums.get(r.unit_code, 0) + n
+            labels.append(p.label)
+            if view.release is not None:
+                infos.append(view.release)
+            as_of = p.end - dt.timedelta(days=1)
+        p = p.next()
+    return ReleasedActuals(sums, labels, infos, as_of)
 
 
 @dataclass(frozen=True)
@@ -127,7 +167,7 @@ def _own_targets(conn: Connection, structure: str, year: int, indicator: str) ->
                         {"s": structure, "y": year, "i": indicator}).all()
 
 
-def _as_range(row: Any, previous: dict[str, int]) -> tuple[float, float | None] | None:
+def _as_range(row: Any, previous: dict[str, int | None]) -> tuple[float, float | None] | None:
     """The target range of a target row; a growth target needs the previous year's actual (else None)."""
     if row.kind == "absolute":
         return row.value, row.value
@@ -139,11 +179,19 @@ def _as_range(row: Any, previous: dict[str, int]) -> tuple[float, float | None] 
     return base * (1 + row.value / 100), base * (1 + row.value_max / 100)
 
 
-def own_targets(conn: Connection, structure: str, year: int, indicator: str) -> dict[str, Target]:
-    """The targets set on units of ``structure`` for ``year`` (growth targets made absolute from last year)."""
+def own_targets(conn: Connection, structure: str, year: int, indicator: str, released: Released | None = None) -> dict[str, Target]:
+    """The targets set on units of ``structure`` for ``year`` (growth targets made absolute from last year).
+
+    A growth target grows from last year's departures: counted live, or for
+    a suppressed role (``released``) summed from last year's releases, so
+    that the target does not give back a hidden count (none where it is hidden).
+    """
     rows = _own_targets(conn, structure, year, indicator)
-    previous = departures_by_unit(conn, structure, dt.date(year - 1, 1, 1), dt.date(year, 1, 1)) if any(
-        r.kind == "growth_percent" for r in rows) else {}
+    previous: dict[str, int | None] = {}
+    if any(r.kind == "growth_percent" for r in rows):
+        last_year = (dt.date(year - 1, 1, 1), dt.date(year, 1, 1))
+        previous = dict(departures_by_unit(conn, structure, *last_year)) if released is None else \
+            released_departures(conn, released, structure, None, *last_year).actuals
     out = {}
     for r in rows:
         bounds = _as_range(r, previous)
@@ -200,7 +248,7 @@ LEVEL_ORDER = {"commune": 0, "district": 1, "province": 2}
 
 
 def carried_targets(conn: Connection, structure: str, level: str, year: int, indicator: str,
-                    parent: str | None = None) -> dict[str, Target]:
+                    parent: str | None = None, released: Released | None = None) -> dict[str, Target]:
     """Targets set in the other structure, carried to the units of ``structure`` at ``level``.
 
     A source unit's target is shared among the asked units by last year's
@@ -210,16 +258,18 @@ def carried_targets(conn: Connection, structure: str, level: str, year: int, ind
     one source level — the same level for a province, the finest that covers
     it for a commune — and only if those targeted units cover at least
     :data:`CARRIED_COVERAGE` of its area (a district's target says nothing
-    of the rest of a merged province).
+    of the rest of a merged province). For a suppressed role (``released``)
+    by area only: shares of live departures would give counts back.
     """
     source = next(s.value for s in Structure if s.value != structure)
-    sources = own_targets(conn, source, year, indicator)
+    sources = own_targets(conn, source, year, indicator, released)
     if not sources:
         return {}
     targets = json.dumps([{"unit_code": u, "lower": t.lower, "upper": t.upper} for u, t in sources.items()])
     rows = conn.execute(text(CARRY_SQL), {
         "targets": targets, "source": source, "structure": structure, "level": level, "parent": parent,
-        "prev_start": dt.date(year - 1, 1, 1), "prev_end": dt.date(year, 1, 1), "by_departures": SHARE_BY_DEPARTURES_FROM,
+        "prev_start": dt.date(year - 1, 1, 1), "prev_end": dt.date(year, 1, 1),
+        "by_departures": SHARE_BY_DEPARTURES_FROM if released is None else NEVER,
     }).all()
     by_unit_level: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for r in rows:
@@ -265,6 +315,9 @@ class CoverageLayer:
     rows: list[CoverageRow] = field(default_factory=list)
     projection: str | None = None
     caveats: list[str] = field(default_factory=list)
+    source: str = "live"  # or "releases": summed from the releases of `released_periods`
+    released_periods: list[str] = field(default_factory=list)
+    releases: list[ReleaseInfo] = field(default_factory=list)
 
 
 SEASONAL_SQL = f"""
@@ -330,15 +383,18 @@ def coverage_by_unit(
     method: Method = "fixed",
     classes: int = 5,
     today: dt.date | None = None,
-    actuals: dict[str, int | None] | None = None,
+    released: Released | None = None,
     with_geometry: bool = True,
 ) -> CoverageLayer:
     """The coverage layer of the units of ``structure`` at ``level`` (under ``parent``) that ``reader`` may see.
 
-    ``actuals`` (unit -> departures, None where hidden) replaces the live
-    count: suppressed roles get counts of a frozen, audited release, never
-    the live table. A unit whose actual is hidden has no ratio, no class and
-    no status (they would give the count back).
+    ``released`` (leaders, planners) takes the actuals from the releases of
+    the period's closed months (:func:`released_departures`), never the live
+    table: a unit whose actual is hidden has no ratio, no class and no
+    status (they would give the count back); targets carried over are shared
+    by area; growth targets grow from last year's released sums; and the
+    projection is linear to the last released month (a seasonal profile
+    would move with earlier years' daily counts).
 
     Example (needs a database)::
 
@@ -353,14 +409,25 @@ def coverage_by_unit(
     units = conn.execute(text(UNITS_SQL.format(scope=scope_condition("u.code", "u.structure"))), {
         "structure": structure, "level": level, "parent": parent, "with_geometry": with_geometry, **reader.params(),
     }).all()
-    targets = own_targets(conn, structure, period.year, indicator)
-    carried = carried_targets(conn, structure, level, period.year, indicator, parent)
-    live = actuals is None
-    if live:
-        actuals = departures_by_unit(conn, structure, period.start, period.end)
+    targets = own_targets(conn, structure, period.year, indicator, released)
+    carried = carried_targets(conn, structure, level, period.year, indicator, parent, released)
+    live = released is None
     current = period.start <= today < period.end and period.share_of_year == 1.0
-    share, projection = _seasonal_share(conn, structure, period.year, today, parent) if current else (None, None)
-    caveats = []
+    share, projection, caveats = None, None, []
+    if live:
+        actuals: dict[str, int | None] = dict(departures_by_unit(conn, structure, period.start, period.end))
+        if current:
+            share, projection = _seasonal_share(conn, structure, period.year, today, parent)
+    else:
+        got = released_departures(conn, released, structure, level, period.start, period.end)
+        actuals = got.actuals
+        caveats.append(f"actual departures are the sums of the released months ({', '.join(got.periods) or 'none yet'}): "
+                       "a unit hidden in any month is hidden in the sum; targets carried over are shared by area")
+        if current and got.as_of is not None:
+            share = ((got.as_of - period.start).days + 1) / ((period.end - period.start).days)
+            projection = f"linear: {share:.0%} of the year to {got.as_of:%d/%m}, the end of the last released month"
+        elif current:
+            projection = "no month of the year is released yet: no projection"
     if any(u.geom_quality == "approximate" for u in units):
         caveats.append("approximate commune polygons (Voronoi cells of commune centres) place records and carry targets "
                        "where no official polygon was imported")
@@ -391,7 +458,10 @@ def coverage_by_unit(
     klasses = classify([r.row.values["ratio"] for r in rows], method, classes)
     for r in rows:
         r.klass = klasses.of(r.row.values["ratio"])
-    return CoverageLayer(structure, level, period, indicator, klasses, rows, projection, caveats)
+    layer = CoverageLayer(structure, level, period, indicator, klasses, rows, projection, caveats)
+    if not live:
+        layer.source, layer.released_periods, layer.releases = "releases", got.periods, got.releases
+    return layer
 
 
 SURVEY_COVERAGE_SQL = f"""
@@ -445,23 +515,3 @@ def survey_coverage_by_unit(conn: Connection, *, structure: str, level: str, per
         r.klass = klasses.of(r.row.values["ratio"])
     caveats = ["counts communes, not people: a commune with one record counts as surveyed"]
     return CoverageLayer(structure, level, period, "surveyed_communes", klasses, rows, None, caveats)
-
-
-def suppressed_departures(conn: Connection, structure: str, period: Period, k: int) -> dict[str, int | None]:
-    """Departures per unit of the whole country with small counts hidden (None), for roles that get suppressed counts.
-
-    The pattern is computed on every unit of the structure (so users with
-    different areas see the same cells hidden), with each unit equal to the
-    sum of its children (:func:`maps.suppression.suppressed_cells`).
-    """
-    from maps.suppression import suppressed_cells
-
-    counts = departures_by_unit(conn, structure, period.start, period.end)
-    units = conn.execute(text("SELECT code, parent_code FROM admin_unit WHERE structure = :s"), {"s": structure}).all()
-    everything = {u.code: counts.get(u.code, 0) for u in units}
-    children: dict[str, list[str]] = defaultdict(list)
-    for u in units:
-        if u.parent_code:
-            children[u.parent_code].append(u.code)
-    hidden = suppressed_cells(everything, [(p, kids) for p, kids in children.items() if p in everything], k)
-    return {code: None if code in hidden else n for code, n in everything.items()}

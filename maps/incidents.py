@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
+from geodata.roles import Role
 from geodata.scopes import Reader, scope_condition
-from maps.aggregates import AggregateRow
+from maps.aggregates import AggregateRow, Dataset
 from maps.placement import ancestors_sql, commune_in
-from maps.suppression import suppressed_cells
+
+if TYPE_CHECKING:
+    from maps.periods import Period
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,18 @@ def incident_points(conn: Connection, flt: IncidentFilter, reader: Reader, limit
     return out
 
 
+PLACED_COUNTS_SQL = f"""
+SELECT commune, count(*)::int AS incidents, coalesce(sum(persons_affected), 0)::int AS persons_affected
+FROM (SELECT {commune_in(":structure", "i.structure", "i.commune_code", "i.geom")} AS commune, i.persons_affected
+      FROM incident i WHERE {FILTER_SQL}) placed
+WHERE commune IS NOT NULL GROUP BY commune
+"""
+
 COUNTS_SQL = f"""
-WITH placed AS (
-    SELECT {commune_in(":structure", "i.structure", "i.commune_code", "i.geom")} AS commune, i.persons_affected
-    FROM incident i WHERE {FILTER_SQL}
-),
-per_commune AS (SELECT commune, count(*) AS n, sum(persons_affected) AS persons FROM placed WHERE commune IS NOT NULL GROUP BY 1),
+WITH per_commune AS ({PLACED_COUNTS_SQL}),
 up AS ({ancestors_sql(":structure")})
 SELECT u.code, u.name, u.level, u.parent_code, u.geom_quality,
-       coalesce(sum(pc.n), 0)::int AS incidents, coalesce(sum(pc.persons), 0)::int AS persons_affected
+       coalesce(sum(pc.incidents), 0)::int AS incidents, coalesce(sum(pc.persons_affected), 0)::int AS persons_affected
 FROM admin_unit u
 LEFT JOIN up ON up.unit = u.code
 LEFT JOIN per_commune pc ON pc.commune = up.commune
@@ -84,26 +89,29 @@ GROUP BY u.code, u.name, u.level, u.parent_code, u.geom_quality
 MEASURES = ("incidents", "persons_affected")
 
 
-def incident_counts(conn: Connection, structure: str, flt: IncidentFilter, k: int | None) -> dict[str, AggregateRow]:
-    """Incidents and persons affected per unit of the whole ``structure`` (every level), small counts hidden with ``k``.
+def incident_counts(conn: Connection, structure: str, flt: IncidentFilter) -> dict[str, AggregateRow]:
+    """Incidents and persons affected per unit of the whole ``structure`` (every level), live: for officers and police.
 
-    Suppression runs on the whole country (so areas cannot be combined) with
-    each unit equal to the sum of its children, per measure.
+    Leaders and planners read :data:`INCIDENT_COUNTS` from releases instead.
     """
     rows = conn.execute(text(COUNTS_SQL), {"structure": structure, **flt.params()}).all()
     period = f"{flt.start.isoformat()}/{flt.end.isoformat()}"
-    hidden: set[tuple[str, str]] = set()
-    if k is not None:
-        children: dict[str, list[str]] = defaultdict(list)
-        for r in rows:
-            if r.parent_code:
-                children[r.parent_code].append(r.code)
-        counts = {(r.code, m): getattr(r, m) for r in rows for m in MEASURES}
-        relations = [((p, m), [(c, m) for c in kids]) for p, kids in children.items() for m in MEASURES]
-        hidden = suppressed_cells(counts, relations, k)
-    out = {}
-    for r in rows:
-        gone = frozenset(m for m in MEASURES if (r.code, m) in hidden)
-        values = {m: None if m in gone else getattr(r, m) for m in MEASURES}
-        out[r.code] = AggregateRow(r.code, r.name, r.level, r.parent_code, structure, period, values, gone, r.geom_quality)
-    return out
+    return {r.code: AggregateRow(r.code, r.name, r.level, r.parent_code, structure, period,
+                                 {m: getattr(r, m) for m in MEASURES}, frozenset(), r.geom_quality) for r in rows}
+
+
+def commune_incidents(conn: Connection, structure: str, period: Period) -> dict[str, dict[str, int]]:
+    """Incidents and persons affected per commune of ``structure`` in ``period`` (the leaf counts of :data:`INCIDENT_COUNTS`)."""
+    flt = IncidentFilter(period.start, period.end - dt.timedelta(days=1))
+    rows = conn.execute(text(PLACED_COUNTS_SQL), {"structure": structure, **flt.params()})
+    return {r.commune: {"incidents": r.incidents, "persons_affected": r.persons_affected} for r in rows}
+
+
+INCIDENT_COUNTS = Dataset(
+    name="incident_counts",
+    measures=MEASURES,
+    parts_of={},
+    readers=(Role.leader, Role.planner),
+    leaf_counts=commune_incidents,
+)
+"""Incidents and persons affected per unit and period: what leaders and planners see of incidents, from releases."""

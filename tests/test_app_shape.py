@@ -200,3 +200,27 @@ def test_imports_flow_one_way():
                     if top in LAYERS and top != package and top not in allowed:
                         wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert wrong == []
+
+
+def test_suppressed_aggregates_come_only_from_releases():
+    """One mechanism for every aggregate: only maps.releases suppresses tables and reads released cells.
+
+    Routes, layers, tiles and exports get aggregates from maps.releases.aggregate_view; none may run
+    the suppression itself (it would serve a live, unaudited table) or read the true counts a release keeps.
+    """
+    suppressing = {"protect", "hide_totals_of_small_parts", "primary_status", "_ComplementChooser"}
+    wrong = []
+    for package in LAYERS:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("maps/releases.py", "maps/suppression.py", "maps/disclosure_audit.py") or "/migrations/" in rel:
+                continue
+            source = path.read_text(encoding="utf-8")
+            if "aggregate_release_cell" in source:
+                wrong.append(f"{rel} reads aggregate_release_cell")
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.ImportFrom) and node.module == "maps.suppression":
+                    wrong += [f"{rel} imports {a.name}" for a in node.names if a.name in suppressing]
+    assert wrong == []
+    routes = (ROOT / "api" / "routers" / "aggregates.py").read_text(encoding="utf-8")
+    assert "aggregate_view(" in routes

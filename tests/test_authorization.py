@@ -28,6 +28,7 @@ from sqlalchemy import text
 from api.access import PUBLIC, Allow, AllowBasic, app_route_rules
 from api.main import create_app
 from geodata.roles import Role
+from maps.releases import last_closed_period
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
 from tests.payloads import answers, aspirant, instance_xml
@@ -35,7 +36,9 @@ from tests.payloads import answers, aspirant, instance_xml
 ROUTES = app_route_rules(create_app())
 # Served by FastAPI or Starlette themselves, not API routes: public by nature.
 NOT_API_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static"}
+# The last month released (leaders and planners read releases of closed months only).
 YEAR = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).year
+RELEASED = last_closed_period(dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))).label
 
 
 @dataclass
@@ -251,6 +254,14 @@ def post_incident(w, u):
     return w.client.post("/api/v1/incidents", json=body, headers=bearer(u) if u else {})
 
 
+def get_incident_counts(w, u):
+    # Leaders and planners read released months; officers and police live dates.
+    params = {"level": "commune", "geometry": "false"}
+    if u is not None and str(getattr(u.role, "value", u.role)) in ("leader", "planner"):
+        params["period"] = RELEASED
+    return w.client.get("/api/v1/layers/incident-counts", params=params, headers=bearer(u) if u else {})
+
+
 def hotspots_have_commune(r, w) -> bool:
     return features_have_commune(r, w) and any(f["properties"]["class"] for f in r.json()["features"])
 
@@ -288,7 +299,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/admin/users/{username}/disable"): same(post_disable),
     ("GET", "/api/v1/admin/audit"): same(get("/api/v1/admin/audit")),
     ("POST", "/api/v1/admin/break-glass/submissions/{instance_id}"): Case(post_break_glass, listed("record_id"), listed("record_id")),
-    ("GET", "/api/v1/aggregates/survey-counts"): Case(get("/api/v1/aggregates/survey-counts", year=YEAR, level="commune"),
+    ("GET", "/api/v1/aggregates/survey-counts"): Case(get("/api/v1/aggregates/survey-counts", period=RELEASED, level="commune"),
                                                       counts_have_commune, counts_lack_commune),
     ("GET", "/api/v1/submissions"): Case(get("/api/v1/submissions", limit=1000), listed("record_id"), not_listed("record_id")),
     ("POST", "/api/v1/submissions"): Case(post_submission, lambda r, w: r.status_code == 201,
@@ -311,8 +322,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/incidents"): Case(post_incident, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
     ("GET", "/api/v1/layers/incidents"): Case(get("/api/v1/layers/incidents", limit=50000), listed("incident_id"),
                                               not_listed("incident_id")),
-    ("GET", "/api/v1/layers/incident-counts"): Case(get("/api/v1/layers/incident-counts", level="commune", geometry="false"),
-                                                    features_have_commune, features_lack_commune),
+    ("GET", "/api/v1/layers/incident-counts"): Case(get_incident_counts, features_have_commune, features_lack_commune),
     ("GET", "/api/v1/layers/hotspots"): Case(get("/api/v1/layers/hotspots", level="commune", geometry="false", permutations=99),
                                              hotspots_have_commune, hotspots_lack_commune),
     ("GET", "/api/v1/layers/emerging-hotspots"): Case(get("/api/v1/layers/emerging-hotspots", level="commune", geometry="false",

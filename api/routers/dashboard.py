@@ -14,7 +14,7 @@ from api.deps import AuthUser, DbConn
 from api.schemas import Dashboard
 from geodata.roles import Role
 from geodata.scopes import scope_condition
-from maps.coverage import coverage_by_unit, parse_period, suppressed_departures
+from maps.coverage import Released, coverage_by_unit, parse_period
 from maps.hotspots import HotspotRequest, TooLittleData, hotspots
 from maps.incidents import IncidentFilter
 from maps.recruiters import recruiter_activity
@@ -47,15 +47,19 @@ def _coverage_numbers(conn, user: AuthUser, year: int) -> list[dict]:
     reader = reader_for(user, "area")
     k = suppression_k(user.role)
     period = parse_period(year)
-    actuals = suppressed_departures(conn, "2025", period, k) if k is not None else None
-    layer = coverage_by_unit(conn, structure="2025", level="province", period=period, reader=reader, actuals=actuals,
-                             with_geometry=False)
+    layer = coverage_by_unit(conn, structure="2025", level="province", period=period, reader=reader,
+                             released=Released(user.role, reader) if k is not None else None, with_geometry=False)
     departures = [r.row.values["actual"] for r in layer.rows]
     hidden = any(d is None for d in departures)
+    if layer.source == "releases":
+        upto = layer.released_periods[-1] if layer.released_periods else None
+        note = (f"released months to {upto}" if upto else "no month of the year released yet") + \
+            ("; some provinces' counts are hidden (small counts)" if hidden else "")
+    else:
+        note = None
     targets = [r.target.lower for r in layer.rows if r.target]
     status = [r.status for r in layer.rows if r.status]
-    out = [number("departures", f"Xuất cảnh năm {year}", f"Departures in {year}", None if hidden else sum(departures),
-                  "some provinces' counts are hidden (small counts)" if hidden else None),
+    out = [number("departures", f"Xuất cảnh năm {year}", f"Departures in {year}", None if hidden else sum(departures), note),
            number("target", f"Chỉ tiêu năm {year}", f"Target for {year}", round(sum(targets)) if targets else None,
                   None if targets else "no target set")]
     for s, vi, en in (("on_track", "Đúng tiến độ", "On track"), ("at_risk", "Có nguy cơ chậm", "At risk"),

@@ -27,11 +27,13 @@ from api.schemas import (
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.structures import LEVELS, Level, Structure
-from maps.coverage import STATUS_LABELS, CoverageLayer, coverage_by_unit, parse_period, suppressed_departures, survey_coverage_by_unit
+from maps.coverage import STATUS_LABELS, CoverageLayer, Released, coverage_by_unit, parse_period, survey_coverage_by_unit
 from maps.emerging import check_step_range, emerging_hotspots
 from maps.hotspots import HotspotRequest, hexagon_geometries, hotspots, parse_dates
-from maps.incidents import IncidentFilter, incident_counts, incident_points
+from maps.incidents import INCIDENT_COUNTS, IncidentFilter, incident_counts, incident_points
+from maps.periods import EXAMPLES, Period
 from maps.recruiters import UNREGISTERED_CLUSTER, recruiter_activity, register
+from maps.releases import aggregate_view
 from maps.suppression import suppression_k
 
 router = APIRouter(prefix="/api/v1/layers", tags=["layers"])
@@ -66,6 +68,10 @@ def coverage_features(layer: CoverageLayer, lang: str = "vi") -> list[dict]:
     return out
 
 
+def release_ref(release) -> dict:
+    return {"id": release.id, "revision": release.revision, "made_at": release.made_at, "made_by": release.made_by}
+
+
 def coverage_collection(layer: CoverageLayer, view: str, k: int | None, lang: str = "vi") -> dict:
     method = ("actual departures (departure records, by departure date, each placed in the asked structure by its point) "
               "against the target of the period" if view == "departures" else
@@ -77,6 +83,8 @@ def coverage_collection(layer: CoverageLayer, view: str, k: int | None, lang: st
                            "classes": [{"label": b.label, "upper": None if math.isinf(b.upper) else b.upper}
                                        for b in layer.classification.classes], "no_data": "no data"},
         "projection": layer.projection, "method": method, "caveats": layer.caveats, "suppressed_below": k,
+        "source": layer.source, "released_periods": layer.released_periods,
+        "releases": [release_ref(r) for r in layer.releases],
         "features": coverage_features(layer, lang),
     }
 
@@ -99,8 +107,9 @@ def coverage(
     """Target coverage per unit: target, actual departures, ratio, class and, this year, the projection and a label.
 
     ``view=surveys``: communes surveyed against communes planned. Leaders and
-    planners get departures with small counts hidden (and no ratio where the
-    count is hidden); officers get the live counts of their area.
+    planners get departures summed from the releases of the closed months
+    (hidden where any month hid them, and then no ratio); officers get the
+    live counts of their area.
     """
     check_level(structure, level)
     period = parse_period(year if half is None else None, half)
@@ -114,9 +123,9 @@ def coverage(
         layer = survey_coverage_by_unit(conn, structure=structure.value, level=level.value, period=period, reader=reader,
                                         parent=parent, method=classification, classes=classes, with_geometry=geometry)
     else:
-        actuals = suppressed_departures(conn, structure.value, period, k) if k is not None else None
+        released = Released(user.role, reader) if k is not None else None
         layer = coverage_by_unit(conn, structure=structure.value, level=level.value, period=period, reader=reader, parent=parent,
-                                 method=classification, classes=classes, actuals=actuals, with_geometry=geometry,
+                                 method=classification, classes=classes, released=released, with_geometry=geometry,
                                  today=dt.date.today())
     return coverage_collection(layer, view, k, lang)
 
@@ -167,21 +176,42 @@ def incidents(conn: DbConn, user: PointReader, date_from: DateFrom = None, date_
 @router.get("/incident-counts", response_model=IncidentCountCollection)
 def incident_count_layer(conn: DbConn, user: AggregateReader, structure: Structure = Structure.v2025,
                          level: Level = Level.province, parent: ParentQuery = None, date_from: DateFrom = None,
-                         date_to: DateTo = None, types: Types = None, statuses: Statuses = None, geometry: bool = True) -> dict:
-    """Incidents and persons affected per unit of your area; small counts hidden for leaders and planners."""
+                         date_to: DateTo = None, types: Types = None, statuses: Statuses = None,
+                         period: Annotated[str | None, Query(description="Leaders and planners: a released period, e.g. 2026-10")] = None,
+                         geometry: bool = True) -> dict:
+    """Incidents and persons affected per unit of your area.
+
+    Officers and police analysts (who see the incidents themselves) get live
+    counts for any dates, types and statuses; leaders and planners get a
+    released period (``period=2026-10``), small counts hidden, from the
+    frozen, audited release of that period.
+    """
     from sqlalchemy import text
 
     from geodata.scopes import scope_condition
 
     check_level(structure, level)
-    start, end = parse_dates(date_from, date_to)
     k = incident_k(user.role)
-    rows = incident_counts(conn, structure.value, IncidentFilter(start, end, tuple(types or ()), tuple(statuses or ())), k)
     reader = reader_for(user, AGGREGATE_READERS.limit)
+    release = None
+    if k is None:
+        start, end = parse_dates(date_from, date_to)
+        rows = incident_counts(conn, structure.value, IncidentFilter(start, end, tuple(types or ()), tuple(statuses or ())))
+        label = f"{start}/{end}"
+    else:
+        if date_from or date_to or types or statuses:
+            raise InvalidInput("incident counts for your role come from monthly releases: ask for a period such as "
+                               f"{EXAMPLES['month']} (period=), without dates, types or statuses", loc=("query", "period"))
+        if period is None:
+            raise InvalidInput(f"give a released period, e.g. period={EXAMPLES['month']}", loc=("query", "period"))
+        view = aggregate_view(conn, INCIDENT_COUNTS, user.role, structure, Period.parse(period), reader, level=level.value)
+        rows = {r.unit_code: r for r in view.rows}
+        release, label = view.release, view.period
     codes = list(conn.execute(text(f"""SELECT u.code FROM admin_unit u WHERE u.structure = :s AND u.level = :l
             AND (CAST(:parent AS text) IS NULL OR u.parent_code = :parent OR u.code = :parent)
             AND (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("u.code", "u.structure")}) ORDER BY u.code"""),
         {"s": structure.value, "l": level.value, "parent": parent, **reader.params()}).scalars())
+    codes = [c for c in codes if c in rows]
     shapes = unit_geometries(conn, structure.value, codes) if geometry else {}
     features = []
     for code in codes:
@@ -191,9 +221,11 @@ def incident_count_layer(conn: DbConn, user: AggregateReader, structure: Structu
             "period": r.period, "incidents": r.values["incidents"], "persons_affected": r.values["persons_affected"],
             "suppressed": sorted(r.suppressed)}})
     return {"type": "FeatureCollection", "layer": "incident-counts", "structure": structure.value, "level": level.value,
-            "period": f"{start}/{end}", "suppressed_below": k,
+            "period": label, "suppressed_below": k, "source": "live" if k is None else "release",
+            "release": None if release is None else release_ref(release),
             "method": "incidents by date of occurrence, each placed in the asked structure by its point (else its commune "
-                      "through the crosswalk); small counts hidden across the whole country with complementary suppression",
+                      "through the crosswalk)" + ("" if k is None else "; counts below k, zero included, hidden by cell "
+                                                  "suppression with audited protection intervals (maps.releases)"),
             "features": features}
 
 
@@ -222,20 +254,19 @@ def hotspot_layer(
     req = HotspotRequest(structure.value, level.value, parent, IncidentFilter(start, end, tuple(types or ())), permutations, seed,
                          view, hexagon_m)
     layer = hotspots(conn, req, reader_for(user, AGGREGATE_READERS.limit))
-    k = incident_k(user.role)
-    classes_only = k is not None
+    classes_only = incident_k(user.role) is not None
     shapes = (hexagon_geometries(layer) if view == "hexagons" else unit_geometries(conn, structure.value, [r.code for r in layer.rows])) \
         if geometry else {}
     features = []
     for r in layer.rows:
-        hidden = classes_only and r.incidents < k  # a zero is hidden like a small count
+        # Counts for leaders and planners come only from releases (incident-counts); a hot-spot map is live.
         features.append({"type": "Feature", "id": r.code, "geometry": shapes.get(r.code), "properties": {
-            "code": r.code, "name": r.name, "incidents": None if hidden else r.incidents,
+            "code": r.code, "name": r.name, "incidents": None if classes_only else r.incidents,
             "rate": None if classes_only else r.rate,
             # z and p are functions of the counts: with the weights, they would give the counts back.
             "z": None if classes_only else round(r.z, 4), "p": None if classes_only else round(r.p, 4),
             "p_fdr": None if classes_only else round(r.p_fdr, 4), "class": r.klass, "geom_quality": r.geom_quality,
-            "suppressed": ["incidents"] if hidden else []}})
+            "suppressed": ["incidents"] if classes_only else []}})
     return {"type": "FeatureCollection", "layer": "hotspots", "view": view, "structure": structure.value, "level": level.value,
             "period": f"{start}/{end}", "statistic": layer.statistic, "weights": layer.weights, "inference": layer.inference,
             "permutations": permutations, "seed": seed, "caveats": layer.caveats, "features": features}

@@ -29,7 +29,7 @@ from api.routers.layers import (
 )
 from geodata.data_versions import versions
 from geodata.structures import Level, Structure
-from maps.coverage import coverage_by_unit, parse_period, suppressed_departures
+from maps.coverage import Released, coverage_by_unit, parse_period
 from maps.hotspots import HotspotRequest, hotspots, parse_dates
 from maps.incidents import IncidentFilter
 from maps.recruiters import recruiter_activity, register
@@ -87,9 +87,9 @@ def coverage(request: Request, conn: DbConn, user: CoverageReader, z: Z, x: XY, 
            versions(conn, "admin_unit", "target"), int(time.time() // LIVE_SECONDS))
     found = cache.get(key)
     if found is None:
-        actuals = suppressed_departures(conn, structure.value, period, k) if k is not None else None
+        released = Released(user.role, reader) if k is not None else None
         layer = coverage_by_unit(conn, structure=structure.value, level=chosen.value, period=period, reader=reader, method=classification,
-                                 actuals=actuals, with_geometry=False, today=dt.date.today())
+                                 released=released, with_geometry=False, today=dt.date.today())
         rows = {r.row.unit_code: {"name": r.row.unit_name, "class": r.klass, "ratio": r.row.values["ratio"],
                                   "actual": r.row.values["actual"], "target": r.row.values["target_lower"], "status": r.status,
                                   "geom_quality": r.row.geom_quality} for r in layer.rows}
@@ -118,7 +118,7 @@ def hotspot_tiles(request: Request, conn: DbConn, user: AggregateReader, z: Z, x
     found = cache.get(key)
     if found is None:
         rows = {r.code: {"name": r.name, "class": r.klass,
-                         "incidents": None if k is not None and r.incidents < k else r.incidents,
+                         "incidents": None if k is not None else r.incidents,  # leaders' counts: releases only
                          "z": None if k is not None else round(r.z, 4)} for r in layer.rows}
         found = cache.put(key, rows_tile(conn, tile, structure.value, "hotspots", rows,
                                          {"name": "text", "class": "text", "incidents": "int", "z": "float8"}))

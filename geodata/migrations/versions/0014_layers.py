@@ -16,13 +16,13 @@ Events and incidents carry the 2025 province code in their primary key (the
 distribution column, should the tables be distributed by province).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-11-30
 """
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
