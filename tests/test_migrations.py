@@ -6,8 +6,8 @@ from geodata import migrate
 from tests.helpers import using
 
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
-          "app_user", "user_scope", "user_scope_unit", "refresh_token"}
-HEAD = "0009"
+          "app_user", "user_scope", "user_scope_unit", "refresh_token", "boundary_import", "boundary_import_unit"}
+HEAD = "0012"
 
 
 def tables(conn) -> set[str]:
