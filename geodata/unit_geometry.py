@@ -17,31 +17,37 @@ SUBDIVIDE_VERTICES = 128
 ANALYZE_AFTER = 1000
 
 
-def refresh_unit_geometry(conn: Connection, structure: Structure, codes_from: str | None = None) -> None:
+def web_geometry_sql(geom: str, level: str) -> str:
+    """SQL for the web-simplified copy of polygon expression ``geom`` of a unit whose level is expression ``level``.
+
+    Binds ``:tp``, ``:td`` and ``:tc`` (:func:`web_tolerances`).
+
+    >>> web_geometry_sql("b.geom", "'commune'").startswith("CASE WHEN b.geom IS NULL THEN NULL")
+    True
+    """
+    return (f"CASE WHEN {geom} IS NULL THEN NULL ELSE ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SimplifyPreserveTopology({geom}, "
+            f"CASE {level} WHEN 'province' THEN :tp WHEN 'district' THEN :td ELSE :tc END)), 3)) END")
+
+
+def web_tolerances() -> dict[str, float]:
+    """The bind parameters of :func:`web_geometry_sql`, from the settings."""
+    st = get_settings()
+    return {"tp": st.web_tolerance_province, "td": st.web_tolerance_district, "tc": st.web_tolerance_commune}
+
+
+def refresh_unit_geometry(conn: Connection, structure: Structure, codes_from: str | None = None, *, web: bool = True) -> None:
     """Rebuild ``geom_web`` and ``admin_unit_part`` for units of ``structure``.
 
     ``codes_from`` names a table (or temp table) with a ``code`` column to
     limit the work to those units; ``None`` refreshes the whole structure.
+    ``web=False`` leaves ``geom_web`` alone, for callers that wrote it with
+    the polygon (a second pass over thousands of rows rewrites every index
+    entry of each row again).
     """
-    st = get_settings()
     limit = f"AND code IN (SELECT code FROM {codes_from})" if codes_from else ""
-    params = {
-        "s": structure.value,
-        "tp": st.web_tolerance_province,
-        "td": st.web_tolerance_district,
-        "tc": st.web_tolerance_commune,
-    }
-    conn.execute(
-        text(
-            f"""
-            UPDATE admin_unit SET geom_web = CASE WHEN geom IS NULL THEN NULL ELSE
-                ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_SimplifyPreserveTopology(geom,
-                    CASE level WHEN 'province' THEN :tp WHEN 'district' THEN :td ELSE :tc END)), 3)) END
-            WHERE structure = :s {limit}
-            """
-        ),
-        params,
-    )
+    params = {"s": structure.value, **web_tolerances()}
+    if web:
+        conn.execute(text(f"UPDATE admin_unit SET geom_web = {web_geometry_sql('geom', 'level')} WHERE structure = :s {limit}"), params)
     conn.execute(text(f"DELETE FROM admin_unit_part WHERE structure = :s {limit}"), params)
     conn.execute(
         text(
