@@ -658,13 +658,21 @@ LEFT JOIN admin_unit p ON p.structure = :s AND p.code = u.parent_code AND p.geom
 LEFT JOIN admin_unit g ON p.code IS NULL AND g.structure = :s AND g.code = pp.parent_code AND g.geom IS NOT NULL
 """
 
+# Parent by parent, so that each parent's prepared polygon serves all its
+# children in turn, whatever the order of the file.
 OUTSIDE_SQL = f"""
 CREATE TEMP TABLE boundary_shell ON COMMIT DROP AS
 SELECT a.code, a.geom, ST_Buffer(a.geom, {NOISE}, 'quad_segs=1') AS shell
 FROM admin_unit a WHERE a.structure = :s AND a.code IN (SELECT against FROM boundary_fit);
-UPDATE boundary_fit f SET outside_m2 = {m2("ST_Difference(b.geom, sh.geom)")}
-FROM boundary_stage b, boundary_shell sh
-WHERE b.feature = f.feature AND sh.code = f.against AND NOT ST_CoveredBy(b.geom, sh.shell)
+CREATE INDEX ON boundary_fit (against);
+CREATE TEMP TABLE boundary_outside ON COMMIT DROP AS
+SELECT x.feature, x.m2 FROM boundary_shell sh
+CROSS JOIN LATERAL (
+    SELECT f.feature, {m2("ST_Difference(b.geom, sh.geom)")} AS m2
+    FROM boundary_fit f JOIN boundary_stage b ON b.feature = f.feature
+    WHERE f.against = sh.code AND NOT ST_CoveredBy(b.geom, sh.shell)
+) x;
+UPDATE boundary_fit f SET outside_m2 = o.m2 FROM boundary_outside o WHERE o.feature = f.feature
 """
 
 # How far and which way a misplaced file lies from its parents: centre of
