@@ -88,8 +88,8 @@ class UnitChange:
     value: float | None = None
 
     def __str__(self) -> str:
-        where = f"feature {self.feature} " if self.feature is not None else ""
-        return f"{where}(code {self.code}{' ' + self.name if self.name else ''}): {self.detail}"
+        unit = f"code {self.code}{' ' + self.name if self.name else ''}"
+        return f"feature {self.feature} ({unit}): {self.detail}" if self.feature is not None else f"{unit}: {self.detail}"
 
 
 @dataclass
