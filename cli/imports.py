@@ -49,7 +49,12 @@ def boundaries(
 
 
 def print_import(r: BoundaryImportResult, show: int) -> None:
-    """Print what an import did (or would do): counts, then each kind of change, unit by unit."""
+    """Print what an import did (or would do): counts, then each kind of change, unit by unit (``show`` of each).
+
+    Example::
+
+        print_import(import_boundaries(path, level=Level.commune, structure=Structure.pre2025, dry_run=True), show=20)
+    """
     layer = f" layer '{r.layer}'," if r.layer else ""
     console.print(f"{r.path}:{layer} {r.features} {r.level} features ({r.structure}) from {r.source_crs}", highlight=False)
     if r.crs_note:

@@ -335,7 +335,11 @@ def choose_encoding(fields: list[TextField], *, cpg: str | None, given: str | No
 
 
 def decode_column(raw: pd.Series, encoding: str, path: Path, field_name: str) -> pd.Series:
-    """Decode raw bytes per feature, refusing (naming feature and field) what is not valid in ``encoding``."""
+    """Decode raw bytes per feature, refusing (naming feature and field) what is not valid in ``encoding``.
+
+    >>> decode_column(pd.Series([b"\\xa7\\xb9i N\\xb5i", None], index=[1, 2]), "tcvn3", Path("xa.shp"), "TEN").tolist()
+    ['Đại Nài', None]
+    """
     out = {}
     for feature, b in raw.items():
         if b is None:
@@ -373,6 +377,11 @@ def polygons_only(geoms: np.ndarray, features: pd.Index, codes: pd.Series, path:
     """Check and repair geometries; return MultiPolygons and the features repaired.
 
     Refuses empty and non-polygon geometry, naming the feature.
+
+    >>> bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)])
+    >>> geoms, repaired = polygons_only(np.array([bowtie]), pd.Index([1]), pd.Series(["01"]), Path("p.shp"))
+    >>> geoms[0].geom_type, [str(c) for c in repaired]
+    ('MultiPolygon', ['feature 1 (code 01): repaired: Self-intersection[0.5 0.5]'])
     """
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
@@ -422,6 +431,12 @@ def _outside_vietnam(bounds: np.ndarray) -> np.ndarray:
 
 def to_wgs84(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """Reproject an array of geometries from ``crs`` to EPSG:4326 (longitude, latitude).
+
+    On its central meridian, a VN-2000 TM-3 point is at 105°30' E of VN-2000,
+    which is 105.5018 E in WGS 84 (the datum shift):
+
+    >>> round(to_wgs84(np.array([shapely.Point(500000, 2000000)]), CRS.from_epsg(9209))[0].x, 4)
+    105.5018
 
     In chunks: the coordinate arrays of a whole province's file, copied three
     times over by the transformation, were a third of an import's memory.
@@ -777,7 +792,12 @@ SELECT DISTINCT r FROM (
 
 
 def stage_boundaries(conn: Connection, rows: pd.DataFrame) -> None:
-    """COPY staging rows into the temporary table ``boundary_stage`` (dropped at commit)."""
+    """COPY staging rows into the temporary table ``boundary_stage`` (dropped at commit).
+
+    Example::
+
+        stage_boundaries(conn, prepare_boundaries(gdf, path=path, level=Level.commune, fields=BoundaryFields()).rows)
+    """
     conn.execute(text(STAGE_SQL))
     cursor = conn.connection.dbapi_connection.cursor()
     with cursor.copy("COPY boundary_stage (feature, code, name, unit_type, parent_code, geom) FROM STDIN") as copy:
@@ -810,7 +830,12 @@ def check_units(conn: Connection, *, path: Path, structure: Structure, level: Le
                 allow_parent_change: bool, result: BoundaryImportResult) -> None:
     """Check the staged units against the units known: level, new codes, parents, parent changes.
 
-    Fills ``result`` with what would change; raises :class:`BoundaryImportError` listing every refusal.
+    Fills ``result`` with what would change (new units, parent changes,
+    names and types that differ); raises :class:`BoundaryImportError`
+    listing every refusal. Runs after :func:`stage_boundaries`. Example::
+
+        check_units(conn, path=path, structure=Structure.pre2025, level=Level.commune, allow_new_units=False,
+                    allow_parent_change=False, result=result)
     """
     params = {"s": structure.value, "lvl": level.value}
     conn.execute(text(PLAN_SQL), params)
@@ -893,7 +918,11 @@ def suggest_crs(conn: Connection, prepared: PreparedBoundaries, structure: Struc
 
     Reprojects a sample of the file's own coordinates from each candidate
     (the provincial TM-3 zones, VN-2000 UTM 48N and 49N) and measures how
-    much of it then lies inside the parents.
+    much of it then lies inside the parents. Runs after the placement check
+    measured the file (``boundary_fit``). Example::
+
+        suggest_crs(conn, prepared, Structure.pre2025, Level.commune)
+        # " The provincial VN-2000 TM-3 zone (Hà Tĩnh: VN-2000 / TM-3 105°30' (EPSG:9209)). With ..."
     """
     crs = prepared.source_crs
     provinces = conn.execute(
@@ -948,7 +977,12 @@ def check_placement(conn: Connection, *, path: Path, structure: Structure, level
 
     Within tolerance (and above the sliver size) everything is reported in
     ``result``: area outside the parent, overlaps, gaps; units whose parent
-    has no polygon are listed as not checked.
+    has no polygon are listed as not checked. Runs after the polygons are
+    stored, in the same transaction. Example::
+
+        check_placement(conn, path=path, structure=Structure.pre2025, level=Level.commune, prepared=prepared, result=result)
+        [str(c) for c in result.overlaps]
+        # ['feature 3 (code 18079 Tân Giang): overlaps feature 4 (code 18082 Đại Nài) by 0.01 km² (0.30 % of the smaller)']
     """
     st = get_settings()
     params = {"s": structure.value, "lvl": level.value, "sliver": st.boundary_sliver_m2, "share": st.boundary_max_outside_parent}
@@ -1033,7 +1067,13 @@ def _gap_line(g, level: Level, short: bool = False) -> str:
 
 
 def redraw_approximations(conn: Connection, structure: Structure, import_id: int | None) -> tuple[int, list[str]]:
-    """Redraw the approximate communes of the clip regions the staged units touch; returns (communes redrawn, regions)."""
+    """Redraw the approximate communes of the clip regions the staged units touch; returns (communes redrawn, regions).
+
+    Example::
+
+        redraw_approximations(conn, Structure.pre2025, import_id)
+        # (43, ['436', '437', '445'])
+    """
     regions = conn.execute(text(REGIONS_SQL), {"s": structure.value, "id": import_id}).scalars().all()
     if not regions:
         refresh_crosswalk_shares(conn)
@@ -1043,7 +1083,13 @@ def redraw_approximations(conn: Connection, structure: Structure, import_id: int
 
 
 def units_with_geometry(conn: Connection, structure: Structure) -> dict[str, int]:
-    """Count of units with a polygon per level of ``structure``."""
+    """Count of units with a polygon per level of ``structure``.
+
+    Example::
+
+        units_with_geometry(conn, Structure.pre2025)
+        # {'province': 62, 'district': 681, 'commune': 9864}
+    """
     rows = conn.execute(
         text("SELECT level, count(*) FROM admin_unit WHERE structure = :s AND geom IS NOT NULL GROUP BY level"),
         {"s": structure.value},

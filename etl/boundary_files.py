@@ -77,7 +77,11 @@ def file_sha256(path: Path) -> str:
 
 
 def sibling(path: Path, ext: str) -> Path | None:
-    """The file next to ``path`` with extension ``ext`` in either case, if it exists."""
+    """The file next to ``path`` with extension ``ext`` in either case, if it exists.
+
+    >>> sibling(Path(__file__), ".nothing") is None
+    True
+    """
     for candidate in (path.with_suffix(ext), path.with_suffix(ext.upper())):
         if candidate.exists():
             return candidate
@@ -109,7 +113,12 @@ def describe_crs(crs: CRS | None) -> str:
 
 
 def list_layers(path: Path) -> list[tuple[str, str, int]]:
-    """(name, geometry type, feature count) of every layer of a vector file."""
+    """(name, geometry type, feature count) of every layer of a vector file.
+
+    >>> from geodata.reference_data import REFERENCE_DIR
+    >>> list_layers(REFERENCE_DIR / "vn_2019_seed_subset.gpkg")
+    [('provinces', 'MultiPolygon', 5), ('districts', 'MultiPolygon', 74)]
+    """
     out = []
     for name, geometry_type in pyogrio.list_layers(path):
         info = pyogrio.read_info(path, layer=name, force_feature_count=True)

@@ -67,7 +67,11 @@ class Meridian:
 
 @cache
 def provincial_meridians() -> dict[str, Meridian]:
-    """Pre-2025 province code -> its official TM-3 central meridian (63 provinces)."""
+    """Pre-2025 province code -> its official TM-3 central meridian (63 provinces).
+
+    >>> provincial_meridians()["20"].label
+    "VN-2000 / TM-3 107°15' (EPSG:9215)"
+    """
     with open(MERIDIANS_FILE, encoding="utf-8") as f:
         return {
             r["province_code"]: Meridian(r["province_code"], r["province_name"], float(r["central_meridian"]),

@@ -30,7 +30,11 @@ def web_geometry_sql(geom: str, level: str) -> str:
 
 
 def web_tolerances() -> dict[str, float]:
-    """The bind parameters of :func:`web_geometry_sql`, from the settings."""
+    """The bind parameters of :func:`web_geometry_sql`, from the settings.
+
+    >>> sorted(web_tolerances())
+    ['tc', 'td', 'tp']
+    """
     st = get_settings()
     return {"tp": st.web_tolerance_province, "td": st.web_tolerance_district, "tc": st.web_tolerance_commune}
 
