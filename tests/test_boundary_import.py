@@ -595,5 +595,15 @@ def test_undo_removes_the_units_an_import_created(seeded_copy, tmp_path):
     assert r.inserted == 1
     with seeded_copy.connect() as conn:
         assert unit(conn, "18999").name == "Xã Thử Nghiệm"
+    # While a survey record declares the new commune, the import cannot be undone.
+    record = """INSERT INTO survey_record (province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source,
+                                           structure, declared_commune_code, consent, payload_hash)
+                VALUES ('42', gen_random_uuid(), 'labour_survey', '1', 'aspirant', now(), 'test', 'test', 'pre2025', '18999', true, 'x')"""
+    with seeded_copy.begin() as conn:
+        conn.execute(text(record))
+    with pytest.raises(BoundaryImportError, match=r"cannot be undone: a unit it created is now used .*18999"):
+        undo_import(r.import_id)
+    with seeded_copy.begin() as conn:
+        conn.execute(text("DELETE FROM survey_record WHERE declared_commune_code = '18999'"))
     undo_import(r.import_id)
     assert snapshot(seeded_copy) == original
