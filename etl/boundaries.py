@@ -922,7 +922,7 @@ def suggest_crs(conn: Connection, prepared: PreparedBoundaries, structure: Struc
     measured the file (``boundary_fit``). Example::
 
         suggest_crs(conn, prepared, Structure.pre2025, Level.commune)
-        # " The provincial VN-2000 TM-3 zone (Hà Tĩnh: VN-2000 / TM-3 105°30' (EPSG:9209)). With ..."
+        # " The VN-2000 TM-3 zone of Hà Tĩnh is 105°30' (EPSG:9209). With ..."
     """
     crs = prepared.source_crs
     provinces = conn.execute(
@@ -934,8 +934,13 @@ def suggest_crs(conn: Connection, prepared: PreparedBoundaries, structure: Struc
         {"s": structure.value},
     ).scalars().all()
     zones = {m.epsg: m for p in sorted(p for p in provinces if p) for m in meridians_of(p, structure)}
-    zone_text = "; ".join(f"{m.province_name}: {m.label}" for m in zones.values())
-    advice = f" The provincial VN-2000 TM-3 zone{'s' if len(zones) > 1 else ''} ({zone_text})." if zones else ""
+    if len(zones) == 1:
+        m = next(iter(zones.values()))
+        advice = f" The VN-2000 TM-3 zone of {m.province_name} is {m.dms} (EPSG:{m.epsg})."
+    elif zones:
+        advice = " The VN-2000 TM-3 zones here: " + "; ".join(f"{m.province_name} {m.dms} (EPSG:{m.epsg})" for m in zones.values()) + "."
+    else:
+        advice = ""
     if crs is None or prepared.source_geometry is None or not crs.is_projected:
         return advice
     sample = conn.execute(

@@ -379,7 +379,7 @@ def test_a_wrong_crs_or_tm3_zone_is_refused_with_the_provincial_zone(seeded_copy
     # UTM 48N instead of the TM-3 zone: still in Viet Nam, tens of km off.
     message = refused_cli(seeded_copy, ["import", "boundaries", noprj, *COMMUNE_FIELDS, "--assume-crs", "EPSG:3405"],
                           "27 of 27 units lie outside their parents", "VN-2000 / UTM zone 48N (EPSG:3405)",
-                          "Hà Tĩnh: VN-2000 / TM-3 105°30' (EPSG:9209)", "--assume-crs EPSG:9209")
+                          "The VN-2000 TM-3 zone of Hà Tĩnh is 105°30' (EPSG:9209)", "--assume-crs EPSG:9209")
     assert 50 < shift(message) < 56 and "km to the west of them" in message
     # A .prj of the wrong TM-3 zone (105°45' instead of 105°30'): 26 km east.
     wrong_zone = write(communes.to_crs(9209).set_crs(9210, allow_override=True), tmp_path / "xa_zone.shp", encoding="UTF-8")
