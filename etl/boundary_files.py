@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyogrio
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 from pyproj import CRS
 
 from geodata.errors import InvalidInput
@@ -141,37 +142,49 @@ def read_layer(path: Path, layer: str | None = None, progress: Progress | None =
     path = Path(path)
     if not path.exists():
         raise BoundaryImportError(f"{path}: no such file")
+    # GDAL parses a whole GeoJSON file each time it opens one, to list its
+    # layer or count its features: such a file (one layer by definition) is
+    # opened once, to be read.
+    single_parse = path.suffix.lower() in (".geojson", ".json") and layer is None
     try:
-        layers = list_layers(path)
+        layers = [] if single_parse else [(str(n), str(g or "no geometry")) for n, g in pyogrio.list_layers(path)]
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise BoundaryImportError(f"{path}: cannot read as a vector file ({exc})") from exc
-    names = [name for name, _, _ in layers]
-    listing = "; ".join(f"'{n}' ({g}, {c} features)" for n, g, c in layers)
-    if layer is None and len(layers) > 1:
+    names = [name for name, _ in layers]
+    if (layer is None and len(layers) > 1) or (layer is not None and layer not in names):
+        listing = "; ".join(f"'{n}' ({g}, {c} features)" for n, g, c in list_layers(path))
+        if layer is not None:
+            raise BoundaryImportError(f"{path}: no layer '{layer}'; the file has {listing}")
         raise BoundaryImportError(
             f"{path}: the file has {len(layers)} layers: {listing}. Choose one with --layer "
             "(the import does not guess: a layer of districts read as communes corrupts both)."
         )
-    if layer is not None and layer not in names:
-        raise BoundaryImportError(f"{path}: no layer '{layer}'; the file has {listing}")
     chosen = layer if layer is not None else (names[0] if names else None)
-    info = pyogrio.read_info(path, layer=chosen, force_feature_count=True)
-    if not info.get("geometry_type"):
+    if layers and layers[names.index(chosen)][1] == "no geometry":
         raise BoundaryImportError(f"{path}: layer '{chosen}' has no geometry")
-    total = max(int(info["features"]), 0)
-    shapefile = info["driver"] == "ESRI Shapefile"
+    if single_parse:
+        driver, total = "GeoJSON", 0
+    else:
+        info = pyogrio.read_info(path, layer=chosen)
+        driver, total = info["driver"], max(int(info["features"]), 0)
+    shapefile = driver == "ESRI Shapefile"
     cpg_path = sibling(path, ".cpg") if shapefile else None
     options = {"encoding": "ISO-8859-1"} if shapefile else {}
     batches = []
     done = 0
-    with pyogrio.raw.open_arrow(path, layer=chosen, use_pyarrow=True, batch_size=BATCH, **options) as (meta, reader):
-        for batch in reader:
-            batches.append(batch)
-            done += batch.num_rows
-            if progress:
-                progress(done, max(total, done))
-        table = pa.Table.from_batches(batches, schema=reader.schema)
+    try:
+        with pyogrio.raw.open_arrow(path, layer=chosen, use_pyarrow=True, batch_size=BATCH, **options) as (meta, reader):
+            for batch in reader:
+                batches.append(batch)
+                done += batch.num_rows
+                if progress:
+                    progress(done, max(total, done))
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+    except (DataSourceError, DataLayerError, FieldError, GeometryError) as exc:
+        raise BoundaryImportError(f"{path}: cannot read as a vector file ({exc})") from exc
     geometry_column = meta["geometry_name"] if meta["geometry_name"] in table.column_names else "wkb_geometry"
+    if geometry_column not in table.column_names:
+        raise BoundaryImportError(f"{path}: layer '{chosen}' has no geometry")
     wkb = table.column(geometry_column).to_numpy(zero_copy_only=False)
     attributes_table = table.drop_columns([geometry_column])
     numeric = {f.name for f in attributes_table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
@@ -180,7 +193,7 @@ def read_layer(path: Path, layer: str | None = None, progress: Progress | None =
     attributes.index = pd.RangeIndex(1, len(attributes) + 1, name="feature")
     crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
     return BoundaryLayer(
-        path=path, layer=chosen, driver=info["driver"],
+        path=path, layer=chosen, driver=driver,
         attributes=attributes, geometry=shapely.from_wkb(wkb), crs=crs, raw_text=shapefile,
         cpg=cpg_path.read_text(errors="replace").strip() if cpg_path else None,
         numeric_fields=numeric, sha256=file_sha256(path),
