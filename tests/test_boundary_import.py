@@ -514,9 +514,14 @@ def test_overlaps_gaps_and_spill_over_are_refused_beyond_tolerance_and_reported_
 
 def test_a_partial_import_redraws_the_approximate_communes_around_it(seeded_copy, tmp_path):
     communes = synthetic_communes(seeded_copy, "445", seed=3)  # Thạch Hà: 23 communes, 22 with a centre
-    part = communes.iloc[:12]
+    part = communes.iloc[:12].copy()
+    # A hole of about 0.15 km² inside the first commune, enclosing no other commune: reported, within tolerance.
+    first = part.geometry.iloc[0]
+    part.loc[part.index[0], "geometry"] = first.difference(first.representative_point().buffer(0.002))
     r = commune_import(write(part, tmp_path / "thach_ha_12.gpkg"))
     assert r.updated == 12
+    assert [c.code for c in r.gaps] == ["445"]
+    assert "in holes enclosed by its official communes" in r.gaps[0].detail and 0.1 < r.gaps[0].value < 0.2
     with seeded_copy.connect() as conn:
         overlap = conn.execute(
             text(
