@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import boundaries, database, demo, imports, releases, serve, subjects, users
+from cli import boundaries, boundary_history, database, demo, imports, releases, serve, subjects, users
 from cli.output import fail
 from geodata.db import get_engine
 from geodata.logs import configure_logging
@@ -14,6 +14,7 @@ app = typer.Typer(help="Labour Atlas: map and database of Vietnam's contract-lab
 app.add_typer(database.app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(boundaries.app, name="geodata")
+app.add_typer(boundary_history.app, name="boundaries")
 app.add_typer(users.app, name="user")
 app.add_typer(subjects.app, name="subject")
 app.add_typer(releases.app, name="release")

@@ -127,8 +127,8 @@ def load_reference_polygons(conn: Connection, progress: Progress | None = None) 
             gdf["code"] = gdf["code"].replace(merged)
             gdf = gdf[["code", "geometry"]].dissolve(by="code", as_index=False)
             gdf.index = pd.RangeIndex(1, len(gdf) + 1, name="feature")
-        rows, _, _ = prepare_boundaries(gdf[["code", "geometry"]], path=path, level=level, fields=BoundaryFields())
-        load_boundaries(conn, rows, path=path, structure=Structure.pre2025, level=level, source=f"reference:{filename}")
+        prepared = prepare_boundaries(gdf[["code", "geometry"]], path=path, level=level, fields=BoundaryFields())
+        load_boundaries(conn, prepared.rows, path=path, structure=Structure.pre2025, level=level, source=f"reference:{filename}")
     return merged
 
 

@@ -6,11 +6,15 @@ polygon of its nearest ancestor that has one (the district before 2025, the
 province after). Cells of one clip region tile it exactly. Every such polygon
 carries ``geom_quality = 'approximate'``; official commune polygons, once
 imported, are never overwritten and are cut out of the regions first.
+
+A boundary import redraws only the regions it touched (``regions=``), so that
+official and approximate polygons never overlap after a partial import.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
@@ -29,13 +33,14 @@ CENTRE_SOURCE = "vietnamadminunits 1.0.4 (MIT)"
 SEEDS_SQL = """
 CREATE TEMP TABLE approx_seed ON COMMIT DROP AS
 WITH c AS (
-    SELECT c.code, c.centre, p.code AS parent, p.level AS parent_level, p.geom IS NOT NULL AS parent_has_geom,
+    SELECT c.code, c.centre, CASE WHEN c.geom_quality = 'approximate' THEN split_part(c.geom_source, ' ', -1) END AS old_region,
+           p.code AS parent, p.level AS parent_level, p.geom IS NOT NULL AS parent_has_geom,
            CASE WHEN p.level = 'province' THEN p.code ELSE p.parent_code END AS province
     FROM admin_unit c JOIN admin_unit p ON p.structure = c.structure AND p.code = c.parent_code
     WHERE c.structure = :s AND c.level = 'commune' AND c.centre IS NOT NULL
       AND c.geom_quality IS DISTINCT FROM 'official'
 )
-SELECT c.code, c.centre, coalesce(
+SELECT c.code, c.centre, c.old_region, coalesce(
     CASE WHEN c.parent_has_geom THEN c.parent END,
     (SELECT d.code FROM admin_unit d
      WHERE d.structure = :s AND d.level = c.parent_level AND d.parent_code = c.province AND d.geom IS NOT NULL
@@ -43,6 +48,17 @@ SELECT c.code, c.centre, coalesce(
     (SELECT p.code FROM admin_unit p WHERE p.structure = :s AND p.code = c.province AND p.geom IS NOT NULL)
 ) AS region, NULL::geometry(Point, 4326) AS pt
 FROM c
+"""
+
+# Redrawing some regions only: a commune whose region changes (its parent got
+# a polygon, or it moved to another parent) leaves its old region and joins a
+# new one, so both are redrawn. Seeds outside the regions are dropped.
+SCOPE_SQL = """
+CREATE TEMP TABLE approx_scope ON COMMIT DROP AS
+SELECT unnest(CAST(:regions AS text[])) AS region
+UNION SELECT old_region FROM approx_seed WHERE region = ANY(CAST(:regions AS text[])) AND old_region IS NOT NULL
+UNION SELECT region FROM approx_seed WHERE old_region = ANY(CAST(:regions AS text[])) AND region IS NOT NULL;
+DELETE FROM approx_seed WHERE region IS NULL OR region NOT IN (SELECT region FROM approx_scope)
 """
 
 REGIONS_SQL = """
@@ -109,12 +125,15 @@ FROM approx_cell c JOIN admin_unit r ON r.structure = :s AND r.code = c.region
 WHERE u.structure = :s AND u.code = c.code
 """
 
-# Communes that are no longer drawn (no centre, no region) lose stale cells.
+# Communes that are no longer drawn (no centre, no region) lose stale cells;
+# when only some regions are redrawn, only cells of those regions.
 CLEAR_SQL = """
 UPDATE admin_unit SET geom = NULL, geom_quality = NULL, geom_source = NULL
 WHERE structure = :s AND level = 'commune' AND geom_quality = 'approximate'
-  AND code NOT IN (SELECT code FROM approx_cell WHERE NOT ST_IsEmpty(geom))
+  AND code NOT IN (SELECT code FROM approx_cell WHERE NOT ST_IsEmpty(geom)) {scope}
+RETURNING code
 """
+CLEAR_SCOPE = "AND split_part(geom_source, ' ', -1) IN (SELECT region FROM approx_scope)"
 
 
 @dataclass
@@ -125,25 +144,49 @@ class ApproximationResult:
     seeds_moved: int
     without_region: int
     official_kept: int
+    regions: list[str] = field(default_factory=list)
+    """The clip regions redrawn (all of them when the whole structure was drawn: empty)."""
+    redrawn: int = 0
+    """Communes whose approximate polygon was drawn or cleared."""
 
 
-def approximate_communes(conn: Connection, structure: Structure) -> ApproximationResult:
+def approximate_communes(conn: Connection, structure: Structure, regions: Iterable[str] | None = None) -> ApproximationResult:
     """Draw approximate polygons for the communes of ``structure``.
 
-    Runs inside the caller's transaction. Example::
+    Parameters
+    ----------
+    conn:
+        Runs inside the caller's transaction.
+    structure:
+        The boundary structure whose communes are drawn.
+    regions:
+        Codes of clip regions (the parents a boundary import touched) to
+        redraw; ``None`` draws every commune of the structure. Regions that
+        communes leave or join because of the change are redrawn with them.
+
+    Example::
 
         with get_engine().begin() as conn:
             approximate_communes(conn, Structure.v2025)
+            approximate_communes(conn, Structure.pre2025, regions=["436", "437"])
     """
-    params = {"s": structure.value, "src": CENTRE_SOURCE}
+    chosen = sorted(set(regions)) if regions is not None else None
+    params = {"s": structure.value, "src": CENTRE_SOURCE, "regions": chosen}
     conn.execute(text(SEEDS_SQL), params)
+    if chosen is not None:
+        for statement in SCOPE_SQL.split(";"):
+            conn.execute(text(statement), params)
+        scope = sorted(conn.execute(text("SELECT region FROM approx_scope WHERE region IS NOT NULL")).scalars())
+    else:
+        scope = []
     conn.execute(text(REGIONS_SQL), params)
     for statement in PLACE_SEEDS_SQL.split(";"):
         if statement.strip():
             conn.execute(text(statement), params)
     conn.execute(text(CELLS_SQL), params)
     conn.execute(text(APPLY_SQL), params)
-    conn.execute(text(CLEAR_SQL), params)
+    clear = CLEAR_SQL.format(scope=CLEAR_SCOPE if chosen is not None else "")
+    cleared = list(conn.execute(text(clear), params).scalars())
     stats = conn.execute(
         text(
             """
@@ -158,8 +201,13 @@ def approximate_communes(conn: Connection, structure: Structure) -> Approximatio
         ),
         params,
     ).one()
-    for table in ("approx_cell", "approx_region", "approx_seed"):
+    conn.execute(text("CREATE TEMP TABLE approx_changed ON COMMIT DROP AS SELECT code FROM approx_cell"))
+    if cleared:
+        conn.execute(text("INSERT INTO approx_changed SELECT unnest(CAST(:c AS text[]))"), {"c": cleared})
+    redrawn = conn.execute(text("SELECT count(*) FROM approx_changed")).scalar()
+    refresh_unit_geometry(conn, structure, codes_from="approx_changed" if chosen is not None else None)
+    for table in ("approx_changed", "approx_cell", "approx_region", "approx_seed", *(("approx_scope",) if chosen is not None else ())):
         conn.execute(text(f"DROP TABLE {table}"))
-    refresh_unit_geometry(conn, structure)
     refresh_crosswalk_shares(conn)
-    return ApproximationResult(structure.value, stats.communes, stats.with_cell, stats.moved, stats.no_region, stats.official)
+    return ApproximationResult(structure.value, stats.communes, stats.with_cell, stats.moved, stats.no_region, stats.official,
+                               regions=scope, redrawn=redrawn)

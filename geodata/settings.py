@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     release_period: Literal["month", "quarter", "half", "year"] = "month"
     release_grace_days: int = Field(default=3, ge=0, le=60)
     suppression_cost: Literal["cells", "total"] = "cells"
+    # Boundary imports: a unit with more than this share of its area outside
+    # its parent's polygon is refused (a wrong CRS or zone, a wrong parent,
+    # spill-over); two units of one level overlapping by more than this share
+    # of the smaller one are refused; a parent whose children, all official
+    # after the import, leave more than this share of it uncovered is
+    # refused. Differences smaller than `boundary_sliver_m2` are digitising
+    # noise (neighbouring polygons rarely share vertices) and not reported.
+    boundary_max_outside_parent: float = Field(default=0.05, ge=0, le=1)
+    boundary_max_overlap: float = Field(default=0.01, ge=0, le=1)
+    boundary_max_gap: float = Field(default=0.01, ge=0, le=1)
+    boundary_sliver_m2: float = Field(default=1000.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:

@@ -43,10 +43,14 @@ class Server:
         url = make_url(self.admin_url).set(drivername="postgresql")
         return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
 
-    def create_database(self) -> str:
+    def create_database(self, template: str | None = None) -> str:
+        """A new database (a copy of the database of URL ``template`` when given); returns its URL."""
         name = f"la_test_{os.getpid()}_{secrets.token_hex(3)}"
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            if template:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template).database}"')
+            else:
+                conn.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return make_url(self.admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
 
@@ -110,6 +114,22 @@ def seeded_url(server: Server) -> str:
 def seeded(seeded_url: str) -> Engine:
     """The engine of the seeded database (shared by tests: do not change it, or roll back)."""
     return db.use_database(seeded_url)
+
+
+@pytest.fixture
+def seeded_copy(server: Server, seeded_url: str) -> Iterator[Engine]:
+    """A private copy of the seeded database, dropped afterwards: for tests that change units or boundaries.
+
+    Copied by PostgreSQL from the seeded database as a template (a fraction
+    of a second), which needs no open connection to it: the app's engine is
+    closed first (the next use of ``seeded`` opens it again).
+    """
+    if db.current_url() == db.normalise_url(seeded_url):
+        db.close_database()
+    url = server.create_database(template=seeded_url)
+    with using(url) as engine:
+        yield engine
+    server.drop_database(url)
 
 
 @pytest.fixture

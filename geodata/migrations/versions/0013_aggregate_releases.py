@@ -10,13 +10,13 @@ the database refuses UPDATE, DELETE and TRUNCATE, so a published table can
 never change; a late record goes into a later release (a new revision).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30
 """
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
