@@ -45,7 +45,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
-from maps.suppression import COMPLEMENTARY, MIN_K, PRIMARY, SHOWN, STRUCTURAL, Cycles, HierarchicalTable
+from maps.suppression import COMPLEMENTARY, MIN_K, PRIMARY, SHOWN, STRUCTURAL, Cycles, HierarchicalTable, parts_and_totals
 
 TOLERANCE = 1e-6
 MODELS = ("plain", "rule")
@@ -173,12 +173,7 @@ def implied_small(table: HierarchicalTable, status: np.ndarray) -> np.ndarray:
     >>> [t.key(c) for c in implied_small(t, primary_status(t, 5)).nonzero()[0]]
     [('c', 'a'), ('c', 'r')]
     """
-    relations = table.relations.tocsr()
-    parts = relations.copy()
-    parts.data = (parts.data < 0).astype(float)
-    totals = relations.copy()
-    totals.data = (totals.data > 0).astype(float)
-    totals.eliminate_zeros()
+    parts, totals = parts_and_totals(table)
     hidden = (status >= PRIMARY).astype(float)
     told = (hidden[totals.indices] == 0) & ((parts @ hidden) == parts.sum(axis=1).A1) & \
         ((parts @ (status == COMPLEMENTARY).astype(float)) == 0)

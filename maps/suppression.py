@@ -406,6 +406,17 @@ def protect(
     return Pattern(k, status, time.perf_counter() - started, lps, report)
 
 
+def parts_and_totals(table: HierarchicalTable) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """The table's relations split in two 0/1 matrices, a row per relation: its parts, and its total."""
+    relations = table.relations.tocsr()
+    parts = relations.copy()
+    parts.data = (parts.data < 0).astype(float)
+    totals = relations.copy()
+    totals.data = (totals.data > 0).astype(float)
+    totals.eliminate_zeros()
+    return parts, totals
+
+
 def hide_totals_of_small_parts(table: HierarchicalTable, status: np.ndarray) -> int:
     """Hide the shown total of every relation whose parts are all hidden and all primary; returns how many.
 
@@ -421,12 +432,7 @@ def hide_totals_of_small_parts(table: HierarchicalTable, status: np.ndarray) -> 
     >>> hide_totals_of_small_parts(t, status), STATUS_NAMES[status[t.cell("c", "all")]]
     (1, 'complementary')
     """
-    relations = table.relations.tocsr()
-    parts = relations.copy()
-    parts.data = (parts.data < 0).astype(float)
-    totals = relations.copy()
-    totals.data = (totals.data > 0).astype(float)
-    totals.eliminate_zeros()
+    parts, totals = parts_and_totals(table)
     total = totals.indices  # one total per relation, in order
     hidden = (status >= PRIMARY).astype(float)
     all_hidden = (parts @ hidden) == parts.sum(axis=1).A1

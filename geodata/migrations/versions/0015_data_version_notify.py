@@ -15,28 +15,21 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute(
-        """
+def bump_function(then: str) -> str:
+    return f"""
         CREATE OR REPLACE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO data_version (name) VALUES (TG_TABLE_NAME)
             ON CONFLICT (name) DO UPDATE SET version = data_version.version + 1, changed_at = now();
-            PERFORM pg_notify('data_version', TG_TABLE_NAME);
+            {then}
             RETURN NULL;
         END $$
         """
-    )
+
+
+def upgrade() -> None:
+    op.execute(bump_function("PERFORM pg_notify('data_version', TG_TABLE_NAME);"))
 
 
 def downgrade() -> None:
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO data_version (name) VALUES (TG_TABLE_NAME)
-            ON CONFLICT (name) DO UPDATE SET version = data_version.version + 1, changed_at = now();
-            RETURN NULL;
-        END $$
-        """
-    )
+    op.execute(bump_function(""))
