@@ -204,6 +204,9 @@ def incident_count_layer(conn: DbConn, user: AggregateReader, structure: Structu
                                f"{EXAMPLES['month']} (period=), without dates, types or statuses", loc=("query", "period"))
         if period is None:
             raise InvalidInput(f"give a released period, e.g. period={EXAMPLES['month']}", loc=("query", "period"))
+        if level is not Level.province:
+            raise InvalidInput("incident counts for your role are released per province (communes hold too few to show): "
+                               "ask for level=province", loc=("query", "level"))
         view = aggregate_view(conn, INCIDENT_COUNTS, user.role, structure, Period.parse(period), reader, level=level.value)
         rows = {r.unit_code: r for r in view.rows}
         release, label = view.release, view.period
