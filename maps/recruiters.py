@@ -34,17 +34,28 @@ KERNEL_MASS = 0.9
 KERNEL_GRID = 60
 UNREGISTERED_CLUSTER = 2
 
+
+def licence_valid_sql(recruiter: str, day: str) -> str:
+    """SQL: the licence of the register row ``recruiter`` (an alias, NULL when there is none) was valid on ``day``.
+
+    Valid on a day: within its dates, and not revoked or suspended with no end date.
+
+    >>> "valid_from" in licence_valid_sql("r", "e.occurred_on")
+    True
+    """
+    return f"""({recruiter}.licence_number IS NOT NULL
+         AND ({recruiter}.valid_from IS NULL OR {recruiter}.valid_from <= {day})
+         AND ({recruiter}.valid_to IS NULL OR {day} <= {recruiter}.valid_to)
+         AND NOT ({recruiter}.status IN ('revoked', 'suspended') AND {recruiter}.valid_to IS NULL))"""
+
+
 EVENTS_SQL = f"""
 SELECT e.event_key, e.licence_number, e.actor_name, e.actor_folded, e.occurred_on, e.kind, e.attendees,
        ST_X(ST_Transform(coalesce(e.geom, ST_PointOnSurface(c.geom)), 3405)) AS x,
        ST_Y(ST_Transform(coalesce(e.geom, ST_PointOnSurface(c.geom)), 3405)) AS y,
        {commune_in(":structure", "e.structure", "e.commune_code", "e.geom")} AS commune,
        r.licence_number IS NOT NULL AS registered,
-       -- Valid on the day: within its dates, and not revoked or suspended with no end date.
-       r.licence_number IS NOT NULL
-         AND (r.valid_from IS NULL OR r.valid_from <= e.occurred_on)
-         AND (r.valid_to IS NULL OR e.occurred_on <= r.valid_to)
-         AND NOT (r.status IN ('revoked', 'suspended') AND r.valid_to IS NULL) AS licence_valid,
+       {licence_valid_sql("r", "e.occurred_on")} AS licence_valid,
        -- A free-text name that matches a registered enterprise is that enterprise, not an unregistered actor.
        e.licence_number IS NULL AND NOT EXISTS (SELECT 1 FROM recruiter x WHERE x.name_folded = e.actor_folded) AS unregistered
 FROM recruitment_event e
