@@ -36,6 +36,7 @@ from geodata.structures import LEVELS, Level, Structure
 from maps import periods
 from maps.aggregates import AggregateRow, Dataset
 from maps.coverage import STATUS_LABELS, CoverageLayer, Released, coverage_by_unit, parse_period
+from maps.departures import DEPARTURES, MEASURE
 from maps.incidents import INCIDENT_COUNTS, IncidentFilter, incident_counts
 from maps.period_sums import SummedView, summed_view
 from maps.placement import ancestors_sql, commune_in
@@ -51,6 +52,7 @@ from maps.report_counts import (
     RETURNEES_BY_JOB,
 )
 from maps.suppression import suppression_k
+from maps.survey_counts import SURVEY_COUNTS
 from survey.definition import FORM
 
 REPORT_ROLES = (Role.officer, Role.leader, Role.planner, Role.police_analyst)
@@ -246,15 +248,26 @@ class ReportBuilder:
         return Section(key, title, method, self.label, "none", [], available=False, note=why)
 
     def breakdown(self, key: str, title: str, method: str, dataset: Dataset, codes: tuple[str, ...], kind: str,
-                  total: str | None) -> Section:
+                  total: str | None, same_total: tuple[Dataset, str] | None = None) -> Section:
         """A table of the unit's counts by ``codes`` (and their total), from ``dataset``.
 
-        When the total is hidden, every part is hidden too: the total is also
-        released elsewhere (departures), and parts published against a total
-        the suppression thought unknown could be subtracted from it.
+        When the total is hidden, every part is hidden too. The same total is
+        released in another dataset (``same_total``: departures, or the survey
+        counts' returnees), and each dataset is suppressed on its own: parts
+        shown against a total that one release hid could be subtracted from the
+        total the other shows, and a total shown here could give back a cell
+        the other hid. So for suppressed roles the breakdown shows only where
+        both releases show the total.
         """
         view, row = self.summed(dataset)
         total_value = self.value(row, total) if total else None
+        source = _source(view, self.now)
+        if same_total is not None and self.released and total_value is not HIDDEN:
+            other, measure = same_total
+            other_view, other_row = self.summed(other)
+            if self.value(other_row, measure) is HIDDEN:
+                total_value = HIDDEN
+            source += f"; total checked against {_source(other_view, self.now)}"
         rows, hidden_names = [], []
         for code in codes:
             n = HIDDEN if total_value is HIDDEN else self.value(row, code)
@@ -270,8 +283,9 @@ class ReportBuilder:
         if hidden_names:
             caveats.append("the categories of the row marked hidden are listed together: each is below k (zero included) "
                            "or protects such a count")
-        return Section(key, title, method, self.label, _source(view, self.now), ["Mã (code)", "Tên (name)", "Số (count)"],
-                       rows, caveats)
+        if total is not None and total_value is HIDDEN and self.released:
+            caveats.append("the total is hidden (here or where it is released too), so every part is hidden with it")
+        return Section(key, title, method, self.label, source, ["Mã (code)", "Tên (name)", "Số (count)"], rows, caveats)
 
     # -- the sections -----------------------------------------------------------------------
     def coverage(self) -> tuple[Section, CoverageLayer | None, CoverageLayer | None]:
@@ -308,7 +322,8 @@ class ReportBuilder:
         method = "departure records by departure date in the period, by destination market, placed as the coverage actuals"
         if self.role is Role.police_analyst:
             return self.unavailable("markets", title, method, "police analysts do not read departure counts")
-        return self.breakdown("markets", title, method, DEPARTURES_BY_MARKET, MARKETS, "market", "departures")
+        return self.breakdown("markets", title, method, DEPARTURES_BY_MARKET, MARKETS, "market", "departures",
+                              (DEPARTURES, MEASURE))
 
     def licences(self) -> Section:
         title = "Người đi làm việc theo giấy phép doanh nghiệp (departures by the recruiter's licence)"
@@ -316,7 +331,8 @@ class ReportBuilder:
                   "departure day (within its dates, not revoked or suspended), not valid, or not in the register")
         if self.role is Role.police_analyst:
             return self.unavailable("licences", title, method, "police analysts do not read departure counts")
-        return self.breakdown("licences", title, method, DEPARTURES_BY_LICENCE, LICENCE_STATES, "licence", "departures")
+        return self.breakdown("licences", title, method, DEPARTURES_BY_LICENCE, LICENCE_STATES, "licence", "departures",
+                              (DEPARTURES, MEASURE))
 
     RECRUITER_SQL = f"""
     WITH placed AS (
@@ -355,7 +371,8 @@ class ReportBuilder:
         method = "returnee records collected in the period (Viet Nam time), by the job status they gave, placed as the actuals"
         if self.role is Role.police_analyst:
             return self.unavailable("returnees", title, method, "police analysts do not read survey counts")
-        return self.breakdown("returnees", title, method, RETURNEES_BY_JOB, JOB_STATUSES, "job_status", "returnees")
+        return self.breakdown("returnees", title, method, RETURNEES_BY_JOB, JOB_STATUSES, "job_status", "returnees",
+                              (SURVEY_COUNTS, "returnee"))
 
     def priority(self) -> Section:
         title = "Đối tượng ưu tiên (priority groups among departures)"

@@ -10,13 +10,15 @@ releases, so every number below is what this module stored:
   commune B; 2 to Taiwan and 3 to Germany through a licence not in the
   register, in commune A.
 - March: in commune A, 7 departures to Japan (poor, ethnic minority), 3 to
-  Taiwan through the revoked licence, 3 to Germany through the unknown one;
-  9 incidents with 2 persons affected each.
-- April: 9 returnees employed, 3 self-employed and 2 unemployed, in commune A.
+  Taiwan through the revoked licence, 3 to Germany through the unknown one
+  (surveyed in April); 9 incidents with 2 persons affected each.
+- February and April: in commune A, returnees (5 and 9 employed, 3
+  self-employed and 2 unemployed each month) and 6 aspirants.
 
-Each month's small counts add up to at least k, so that the suppression can
-leave the month's totals shown (a month whose hidden cells sum to less than k
-would hide its total, and then the report hides the whole breakdown).
+Each month's small counts add up to at least k, and the survey counts of a
+month with records have every kind, so that the suppression can leave the totals shown (a month
+whose hidden cells sum to less than k would hide its total, and then the
+report hides the whole breakdown).
 - A yearly target of 100 departures for the province.
 """
 
@@ -82,8 +84,8 @@ def world(seeded_url):
                              (:l2, :n2, 'revoked', '2019-01-01', NULL, 'test (synthetic)')"""),
                      {"l1": LICENSED[0], "n1": LICENSED[1], "l2": REVOKED[0], "n2": REVOKED[1]})
 
-        def departures(code, day, n, market, licence, poor=0, near_poor=0, minority=0, demobilised=0):
-            conn.execute(text(DEPARTURES_SQL), {"province": PROVINCE, "code": code, "day": day, "at": at(day), "n": n,
+        def departures(code, day, n, market, licence, poor=0, near_poor=0, minority=0, demobilised=0, collected=None):
+            conn.execute(text(DEPARTURES_SQL), {"province": PROVINCE, "code": code, "day": day, "at": at(collected or day), "n": n,
                                                 "market": market, "licence": licence, "poor": poor, "near_poor": near_poor,
                                                 "minority": minority, "demobilised": demobilised})
 
@@ -91,11 +93,15 @@ def world(seeded_url):
         departures(b, dt.date(2021, 2, 9), 8, "KR", REVOKED[0])
         departures(a, dt.date(2021, 2, 10), 2, "TW", UNKNOWN_LICENCE)
         departures(a, dt.date(2021, 2, 11), 3, "DE", UNKNOWN_LICENCE)
-        departures(a, dt.date(2021, 3, 15), 7, "JP", LICENSED[0], poor=7, minority=7)
-        departures(a, dt.date(2021, 3, 16), 3, "TW", REVOKED[0])
-        departures(a, dt.date(2021, 3, 17), 3, "DE", UNKNOWN_LICENCE)
-        for job, n in (("employed", 9), ("unemployed", 2), ("self_employed", 3)):
-            conn.execute(text(RETURNEES_SQL), {"province": PROVINCE, "code": a, "at": at(dt.date(2021, 4, 20)), "job": job, "n": n})
+        april = dt.date(2021, 4, 20)
+        departures(a, dt.date(2021, 3, 15), 7, "JP", LICENSED[0], poor=7, minority=7, collected=april)
+        departures(a, dt.date(2021, 3, 16), 3, "TW", REVOKED[0], collected=april)
+        departures(a, dt.date(2021, 3, 17), 3, "DE", UNKNOWN_LICENCE, collected=april)
+        for day, employed in ((dt.date(2021, 2, 20), 5), (april, 9)):
+            for job, n in (("employed", employed), ("unemployed", 2), ("self_employed", 3)):
+                conn.execute(text(RETURNEES_SQL), {"province": PROVINCE, "code": a, "at": at(day), "job": job, "n": n})
+            conn.execute(text(RETURNEES_SQL.replace("'returnee'", "'aspirant'")), {"province": PROVINCE, "code": a, "at": at(day),
+                                                                                   "job": None, "n": 6})
         conn.execute(text("""INSERT INTO incident (province_code, incident_id, type, occurred_on, structure, commune_code,
                                                    persons_affected, status, source)
                              SELECT :p, 'reports-' || g, 'illegal_brokerage', '2021-03-09', '2025', :a, 2, 'reported', 'test (synthetic)'
@@ -161,8 +167,8 @@ def test_an_officers_report_totals_are_the_layers_totals(client, accounts, world
     assert recruiters[REVOKED[0]][1:] == [REVOKED[1], "có (yes)", 11, 11]
     assert recruiters[UNKNOWN_LICENCE][2:] == ["không (no)", 8, 0]
     returnees = by_name(report.section("returnees"))
-    assert returnees["Có việc làm (Employed)"] == 9 and returnees["Chưa có việc làm (Unemployed)"] == 2
-    assert returnees["Tổng (total)"] == 14
+    assert returnees["Có việc làm (Employed)"] == 14 and returnees["Chưa có việc làm (Unemployed)"] == 4
+    assert returnees["Tổng (total)"] == 24
     priority = by_name(report.section("priority"))
     assert list(priority.values()) == [13, 6, 12, 3]
     flags = {r[1]: r for r in report.section("licence_flags").rows}
@@ -192,7 +198,7 @@ def test_a_leaders_report_holds_released_numbers_only_and_they_are_the_layers(cl
     hidden_row = [r for r in leader.section("markets").rows if r[2] is HIDDEN]
     assert len(hidden_row) == 1 and {"Đài Loan (Taiwan)", "Đức (Germany)", "Hàn Quốc (South Korea)"} <= set(hidden_row[0][1].split("; "))
     assert by_name(leader.section("licences"))["Giấy phép còn hiệu lực (licence valid on the departure day)"] == 19
-    assert by_name(leader.section("returnees"))["Tổng (total)"] == 14
+    assert by_name(leader.section("returnees"))["Tổng (total)"] == 24
     assert by_name(leader.section("priority")) == {"Hộ nghèo (poor household)": 13, "Người dân tộc thiểu số (ethnic minority)": 12,
                                                    next(r[1] for r in leader.section("priority").rows if r[2] is HIDDEN): HIDDEN}
     k = leader.k
