@@ -47,7 +47,7 @@ def _polygons(geometry: dict | None) -> Iterator[list[list[tuple[float, float]]]
 
 def coverage_png(data: CoverageMap) -> bytes | None:
     """The map as PNG bytes; None when no unit has a polygon."""
-    rings = [(shape.klass, polygon) for shape in data.shapes for polygon in _polygons(shape.geometry)]
+    rings = [(shape.klass if shape.filled else None, polygon) for shape in data.shapes for polygon in _polygons(shape.geometry)]
     points = [pt for _, polygon in rings for ring in polygon for pt in ring]
     if not points:
         return None
@@ -62,8 +62,11 @@ def coverage_png(data: CoverageMap) -> bytes | None:
     colours = class_colours(data.classes)
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
-    for klass, polygon in rings:
+    for klass, polygon in rings:  # filled shapes come first in the list, lines after them
         outer, *holes = polygon
+        if klass is None:
+            draw.polygon([at(p) for p in outer], outline=(60, 60, 60))
+            continue
         draw.polygon([at(p) for p in outer], fill=colours.get(klass, NO_DATA_COLOUR), outline=(90, 90, 90))
         for hole in holes:
             draw.polygon([at(p) for p in hole], fill="white", outline=(90, 90, 90))

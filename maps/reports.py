@@ -125,6 +125,7 @@ class MapShape:
     name: str
     geometry: dict | None
     klass: str
+    filled: bool = True  # False: drawn as a boundary line only
 
 
 @dataclass
@@ -298,20 +299,27 @@ class ReportBuilder:
         released = Released(self.role, self.reader, self.now) if self.released else None
         common = {"structure": self.structure, "period": self.coverage_period, "reader": self.reader,
                   "released": released, "today": self.today}
-        own = coverage_by_unit(self.conn, level=self.unit.level, parent=self.unit.code, with_geometry=False, **common)
+        own = coverage_by_unit(self.conn, level=self.unit.level, parent=self.unit.code, **common)
         subs = coverage_by_unit(self.conn, level=self.child_level, parent=self.unit.code, **common) if self.child_level else None
         columns = ["Mã (code)", "Tên (name)", "Chỉ tiêu (target)", "Thực hiện (actual)", "Tỷ lệ (ratio)", "Tình trạng (status)",
                    "Lớp (class)", "Ranh giới (polygon)"]
-        rows = []
+        rows, empty = [], []
         for r in [*own.rows, *(subs.rows if subs else [])]:
             v, hidden = r.row.values, r.row.suppressed
+            if r.row.unit_code != self.unit.code and "actual" in hidden and r.target is None:
+                empty.append(r.row.unit_name)  # nothing to show but its name: listed together below
+                continue
             lower, upper = v["target_lower"], v["target_upper"]
             target = lower if lower is None or upper == lower else f"≥ {lower}" if upper is None else f"{lower}–{upper}"
             rows.append([r.row.unit_code, r.row.unit_name, target, HIDDEN if "actual" in hidden else v["actual"],
                          HIDDEN if "ratio" in hidden else v["ratio"],
                          STATUS_LABELS[r.status]["vi"] + f" ({STATUS_LABELS[r.status]['en']})" if r.status else None,
                          r.klass, r.row.geom_quality])
+        if empty:
+            rows.append(["", f"{len(empty)} đơn vị (sub-units): {', '.join(empty)}", None, HIDDEN, HIDDEN, None, "no data", None])
         caveats = list(dict.fromkeys(own.caveats + (subs.caveats if subs else [])))
+        if empty:
+            caveats.append("sub-units with no target and a hidden actual are listed together in the last row")
         if own.projection:
             caveats.append(f"projection: {own.projection}")
         section = Section("coverage", title, method, self.label, _coverage_source(own, self.now), columns, rows, caveats)
@@ -429,15 +437,22 @@ class ReportBuilder:
         return Section("incidents", title, method, self.label, _source(None, self.now), columns, rows)
 
     def coverage_map(self, own: CoverageLayer | None, subs: CoverageLayer | None) -> CoverageMap | None:
-        layer = subs or own
-        if layer is None:
+        """The sub-units by class; when none of them has a ratio (no targets below the unit, or every actual
+        hidden) but the unit has one, the unit by its class with its sub-units as lines."""
+        if own is None:
             return None
+        layer, caveats = subs or own, []
         shapes = [MapShape(r.row.unit_code, r.row.unit_name, r.geometry, r.klass) for r in layer.rows]
-        caveats = []
+        ratios = [r.row.values["ratio"] for r in layer.rows]
+        if subs is not None and all(x is None for x in ratios) and any(r.row.values["ratio"] is not None for r in own.rows):
+            shapes = [MapShape(r.row.unit_code, r.row.unit_name, r.geometry, r.klass) for r in own.rows] + \
+                     [MapShape(s.code, s.name, s.geometry, s.klass, filled=False) for s in shapes]
+            caveats.append("no sub-unit has a ratio (no target below the unit, or its actual is hidden): the unit is "
+                           "coloured by its own ratio, its sub-units are drawn as lines")
         if any(r.row.geom_quality == "approximate" for r in layer.rows):
             caveats.append(APPROXIMATE)
         if any("ratio" in r.row.suppressed for r in layer.rows):
-            caveats.append("units whose actual is hidden have no ratio and are drawn as 'no data'")
+            caveats.append("units whose actual is hidden have no ratio")
         return CoverageMap(f"Tỷ lệ hoàn thành chỉ tiêu {self.label} (coverage of the target), {self.unit.name}",
                            [c.label for c in layer.classification.classes], shapes, caveats)
 

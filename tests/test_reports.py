@@ -184,8 +184,12 @@ def test_a_leaders_report_holds_released_numbers_only_and_they_are_the_layers(cl
                                                              "geometry": "false"}, headers=headers)
     assert row_of(coverage, PROVINCE)[3] == layer_value(province, PROVINCE, "actual") == 38
     assert coverage.source.startswith("releases") and all(str(r["id"]) in coverage.source for r in province.json()["releases"])
-    # Below the province nothing is released: every commune's actual is hidden.
+    # Below the province nothing is released: every commune's actual is hidden (they have no target: listed in one row).
     assert all(r[3] is HIDDEN for r in coverage.rows if r[0] != PROVINCE)
+    with world["engine"].connect() as conn:
+        communes = conn.execute(text("SELECT count(*) FROM admin_unit WHERE structure = '2025' AND parent_code = :p"),
+                                {"p": PROVINCE}).scalar()
+    assert len(coverage.rows) == 2 and coverage.rows[1][1].startswith(f"{communes} đơn vị")
 
     monthly = [client.get("/api/v1/layers/incident-counts", params={"period": f"2021-0{m}", "level": "province",
                                                                     "geometry": "false"}, headers=headers) for m in range(1, 7)]
