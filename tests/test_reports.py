@@ -279,3 +279,35 @@ def test_the_command_writes_a_report_and_names_a_bad_option(world, tmp_path):
     bad = CliRunner().invoke(cli_app, ["report", "--unit", PROVINCE, "--period", HALF, "--as-role", "surveyor"])
     assert bad.exit_code == 1 and "reports are" in bad.output
 
+
+
+@pytest.mark.parametrize("survey_counts_hide_it", [True, False])
+def test_a_breakdown_is_shown_only_where_the_other_release_of_its_total_shows_it(survey_counts_hide_it):
+    """Returnees by job: their total is released by the survey counts too; hidden there, the whole breakdown is hidden."""
+    from types import SimpleNamespace
+
+    from maps.aggregates import AggregateRow
+    from maps.period_sums import SummedView
+    from maps.periods import Period
+    from maps.report_counts import RETURNEES_BY_JOB
+    from maps.reports import ReportBuilder
+    from maps.survey_counts import SURVEY_COUNTS
+
+    def summed(values: dict, hidden: set, dataset: str):
+        row = AggregateRow(PROVINCE, PROVINCE_NAME, "province", None, "2025", HALF, values, frozenset(hidden), "official")
+        return SummedView(dataset, "2025", HALF, "releases", 5, {PROVINCE: row}, [HALF], [], dt.date(2021, 6, 30)), row
+
+    jobs = {"employed": 14, "self_employed": None, "unemployed": None, "studying": None, "not_stated": None, "returnees": 24}
+    views = {RETURNEES_BY_JOB.name: summed(jobs, {k for k, v in jobs.items() if v is None}, RETURNEES_BY_JOB.name),
+             SURVEY_COUNTS.name: summed({"returnee": None if survey_counts_hide_it else 24},
+                                        {"returnee"} if survey_counts_hide_it else set(), SURVEY_COUNTS.name)}
+    builder = object.__new__(ReportBuilder)
+    builder.released, builder.role, builder.k, builder.label = True, Role.leader, 5, HALF
+    builder.now, builder.period = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), Period.parse(HALF)
+    builder.unit = SimpleNamespace(code=PROVINCE, name=PROVINCE_NAME, level="province", parent_code=None)
+    builder.summed = lambda dataset: views[dataset.name]
+    shown = by_name(builder.returnees())
+    if survey_counts_hide_it:
+        assert set(shown.values()) == {HIDDEN}
+    else:
+        assert shown["Có việc làm (Employed)"] == 14 and shown["Tổng (total)"] == 24
