@@ -57,6 +57,8 @@ def header_lines(report: Report) -> list[tuple[str, str]]:
         ("Người xem (role)", ROLE_NAMES.get(report.role, report.role)),
         ("Ngưỡng ẩn số nhỏ (k)", k),
         ("Lập lúc (generated)", f"{report.generated_at:%Y-%m-%d %H:%M} UTC"),
+        ("Dữ liệu cá nhân (personal data)", ("không có (none): every row is a unit, a category, or a recruiter of the public "
+                                            "register")),
     ]
 
 

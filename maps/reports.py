@@ -215,7 +215,7 @@ class ReportBuilder:
         self.child_level = levels[i + 1].value if i + 1 < len(levels) else None
         self.k = suppression_k(role)
         self.released = role in RELEASED_ROLES
-        self.now = now or conn.execute(text("SELECT now()")).scalar_one()
+        self.now = (now or conn.execute(text("SELECT now()")).scalar_one()).astimezone(dt.UTC)
         self.today = today or dt.date.today()
         self.label = self.period.label
 
@@ -301,7 +301,7 @@ class ReportBuilder:
                   "released": released, "today": self.today}
         own = coverage_by_unit(self.conn, level=self.unit.level, parent=self.unit.code, **common)
         subs = coverage_by_unit(self.conn, level=self.child_level, parent=self.unit.code, **common) if self.child_level else None
-        columns = ["Mã (code)", "Tên (name)", "Chỉ tiêu (target)", "Thực hiện (actual)", "Tỷ lệ (ratio)", "Tình trạng (status)",
+        columns = ["Mã (code)", "Tên (name)", "Chỉ tiêu (target)", "Thực hiện (actual)", "Tỷ lệ % (ratio %)", "Tình trạng (status)",
                    "Lớp (class)", "Ranh giới (polygon)"]
         rows, empty = [], []
         for r in [*own.rows, *(subs.rows if subs else [])]:
@@ -312,7 +312,7 @@ class ReportBuilder:
             lower, upper = v["target_lower"], v["target_upper"]
             target = lower if lower is None or upper == lower else f"≥ {lower}" if upper is None else f"{lower}–{upper}"
             rows.append([r.row.unit_code, r.row.unit_name, target, HIDDEN if "actual" in hidden else v["actual"],
-                         HIDDEN if "ratio" in hidden else v["ratio"],
+                         HIDDEN if "ratio" in hidden else None if v["ratio"] is None else round(100 * v["ratio"], 1),
                          STATUS_LABELS[r.status]["vi"] + f" ({STATUS_LABELS[r.status]['en']})" if r.status else None,
                          r.klass, r.row.geom_quality])
         if empty:
