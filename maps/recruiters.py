@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from geodata.scopes import Reader, scope_condition
-from maps.placement import commune_in
+from maps.placement import ancestors_sql, commune_in
 
 KERNEL_FROM = 50
 KERNEL_MASS = 0.9
@@ -136,8 +136,17 @@ def _kernel_area(conn: Connection, xs: np.ndarray, ys: np.ndarray) -> dict | Non
     return json.loads(row) if row else None
 
 
-def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end: dt.date, reader: Reader) -> ActivityLayer:
+WITHIN_SQL = f"""
+SELECT * FROM ({EVENTS_SQL}) ev
+WHERE CAST(:within AS text) IS NULL OR ev.commune IN (SELECT commune FROM ({ancestors_sql(":structure")}) up WHERE unit = :within)
+"""
+
+
+def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end: dt.date, reader: Reader,
+                       within: str | None = None) -> ActivityLayer:
     """Every actor's events of [start, end] in the reader's area, with communes, activity areas and flags.
+
+    ``within``: only the events placed in that unit of ``structure`` (a report's unit).
 
     Example (needs a database)::
 
@@ -145,7 +154,8 @@ def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end:
         layer.flags["01/LĐTBXH-GPHĐ"]
         # [{'flag': 'licence_not_valid', 'event': 'h:...', 'occurred_on': '2026-03-02', 'commune': '18073'}]
     """
-    rows = conn.execute(text(EVENTS_SQL), {"structure": structure, "start": start, "end": end, **reader.params()}).all()
+    rows = conn.execute(text(WITHIN_SQL), {"structure": structure, "start": start, "end": end, "within": within,
+                                           **reader.params()}).all()
     actors = _actors(rows)
     areas, methods, communes, flags = {}, {}, {}, defaultdict(list)
     unregistered_by_commune: dict[str, set[str]] = defaultdict(set)

@@ -393,26 +393,20 @@ class ReportBuilder:
         section.caveats.append("records without the field count in no group")
         return section
 
-    UNIT_COMMUNES_SQL = f"SELECT commune FROM ({ancestors_sql(':structure')}) up WHERE unit = :unit"
-
     def licence_flags(self) -> Section:
         title = "Cảnh báo về giấy phép (recruiter-licence flags)"
         method = ("recruitment events in the period in the unit (recruiter layer): events on a day the recruiter's licence "
                   "was not valid, events by names not in the register, communes where two or more unregistered actors "
                   "were active")
         end = self.period.end - dt.timedelta(days=1)
-        activity = recruiter_activity(self.conn, structure=self.structure, start=self.period.start, end=end, reader=self.reader)
-        communes = set(self.conn.execute(text(self.UNIT_COMMUNES_SQL), {"structure": self.structure,
-                                                                        "unit": self.unit.code}).scalars())
+        activity = recruiter_activity(self.conn, structure=self.structure, start=self.period.start, end=end, reader=self.reader,
+                                      within=self.unit.code)
         rows = []
         for a in activity.actors:
-            events = [e for e in a.events if e.commune in communes]
-            if not events:
-                continue
-            flags = [f for f in activity.flags.get(a.key, []) if f["commune"] in communes]
-            rows.append([a.licence_number or "", a.name, "có (yes)" if a.registered else "không (no)", len(events),
+            flags = activity.flags.get(a.key, [])
+            rows.append([a.licence_number or "", a.name, "có (yes)" if a.registered else "không (no)", len(a.events),
                          sum(f["flag"] == "licence_not_valid" for f in flags), sum(f["flag"] == "not_in_register" for f in flags)])
-        clusters = sorted(c for c in activity.unregistered_clusters if c in communes)
+        clusters = sorted(activity.unregistered_clusters)
         caveats = ["events of recruiters, not of people: shown as on the recruiter layer, not suppressed"]
         if clusters:
             caveats.append(f"communes with two or more unregistered actors: {', '.join(clusters)}")
