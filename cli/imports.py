@@ -121,14 +121,21 @@ def surveys(
 @app.command("targets")
 def targets(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code, structure, year, indicator, kind, value, value_max")]) -> None:
     """Import yearly targets of units (other columns are kept as notes); all rows or none; again updates."""
-    try:
-        with get_engine().begin() as conn:
-            r = import_targets(conn, path, who=operator())
-    except TableImportError as exc:
-        fail(str(exc))
-    console.print(f"{r.path} (read as {r.read_as}): {r.rows} targets, {r.inserted} new, {r.updated} updated", highlight=False)
+    r = run_table_import(import_targets, path, "targets", who=operator())
     for row, written, stored in r.padded:
         console.print(f"  row {row}: unit code {written} read as {stored} (leading zeros restored)", highlight=False)
+
+
+def run_table_import(load, path: Path, what: str, **kwargs):
+    """Run one all-or-nothing table import in its own transaction and print what it did (or fail with its errors)."""
+    try:
+        with get_engine().begin() as conn:
+            r = load(conn, path, **kwargs)
+    except TableImportError as exc:
+        fail(str(exc))
+    changed = f", {r.inserted} new, {r.updated} updated" if hasattr(r, "inserted") else ""
+    console.print(f"{r.path} (read as {r.read_as}): {r.rows} {what}{changed}", highlight=False)
+    return r
 
 
 def operator() -> str:
@@ -142,44 +149,24 @@ def operator() -> str:
 def incidents(path: Annotated[Path, typer.Argument(
         help="CSV or XLSX: incident_id, type, occurred_on, lon, lat or commune_code, persons_affected, status, source")]) -> None:
     """Import incidents (a count of persons affected, never a name); all rows or none; the same incident_id again updates."""
-    try:
-        with get_engine().begin() as conn:
-            r = import_incidents(conn, path, who=operator())
-    except TableImportError as exc:
-        fail(str(exc))
-    console.print(f"{r.path} (read as {r.read_as}): {r.rows} incidents, {r.inserted} new, {r.updated} updated", highlight=False)
+    run_table_import(import_incidents, path, "incidents", who=operator())
 
 
 @app.command("population")
 def population(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code, structure, year, population (and/or households)")]) -> None:
     """Import population per unit and year (the denominators of incident rates); all rows or none."""
-    try:
-        with get_engine().begin() as conn:
-            r = import_population(conn, path)
-    except TableImportError as exc:
-        fail(str(exc))
-    console.print(f"{r.path} (read as {r.read_as}): {r.rows} units", highlight=False)
+    run_table_import(import_population, path, "units")
 
 
 @app.command("recruiters")
 def recruiters(path: Annotated[Path, typer.Argument(
         help="CSV or XLSX: licence_number, name, status, valid_from, valid_to, markets, lon, lat (head office)")]) -> None:
     """Import the register of licensed recruitment enterprises; all rows or none; again updates by licence number."""
-    try:
-        with get_engine().begin() as conn:
-            r = import_recruiters(conn, path)
-    except TableImportError as exc:
-        fail(str(exc))
-    console.print(f"{r.path} (read as {r.read_as}): {r.rows} recruiters, {r.inserted} new, {r.updated} updated", highlight=False)
+    run_table_import(import_recruiters, path, "recruiters")
 
 
 @app.command("recruitment-events")
 def recruitment_events(path: Annotated[Path, typer.Argument(
         help="CSV or XLSX: licence_number or actor_name, occurred_on, lon and lat or commune_code, kind, attendees [event_id]")]) -> None:
     """Import recruitment events (seminars, counselling, selections); all rows or none; each event stored once."""
-    try:
-        with get_engine().begin() as conn:
-            r = import_events(conn, path)
-    except TableImportError as exc:
-        fail(str(exc))
-    console.print(f"{r.path} (read as {r.read_as}): {r.rows} events, {r.inserted} new, {r.updated} updated", highlight=False)
+    run_table_import(import_events, path, "events")

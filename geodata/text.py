@@ -82,3 +82,23 @@ def cut(value: str, max_bytes: int, note: str = "[... {dropped} more bytes not k
         return value
     kept = data[:max_bytes].decode("utf-8", "ignore")
     return kept + note.format(dropped=len(data) - len(kept.encode("utf-8", "surrogatepass")))
+
+
+# What Excel, LibreOffice and Google Sheets read as the start of a formula (OWASP "CSV injection"); tab and carriage
+# return too, because some spreadsheet programs strip them and read what follows.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def safe_cell(value: object) -> object:
+    """A value as a spreadsheet cell that cannot be a formula: text starting with ``= + - @`` (or a tab or carriage
+    return, or their full-width forms) gets a leading apostrophe, which spreadsheet programs show as text.
+
+    Numbers stay numbers, so a negative count is still ``-3``; only text is changed. Every CSV and XLSX the app
+    writes passes its cells through here.
+
+    >>> safe_cell('=HYPERLINK("http://x","y")'), safe_cell("-3"), safe_cell(-3), safe_cell("Hà Tĩnh")
+    ('\\'=HYPERLINK("http://x","y")', "'-3", -3, 'Hà Tĩnh')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -76,6 +76,10 @@ class Dataset:
     parts_of: Mapping[str, tuple[str, ...]]
     readers: tuple[Role, ...]
     leaf_counts: LeafCounts
+    # The levels the released table holds (None: every level). Departures and incidents are released per
+    # province only: their communes are nearly all below k, and a total whose parts are all hidden as small
+    # is hidden too (it would say "all small"), so with communes in the table no province total would show.
+    levels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -423,6 +423,9 @@ def coverage_by_unit(
         actuals = got.actuals
         caveats.append(f"actual departures are the sums of the released months ({', '.join(got.periods) or 'none yet'}): "
                        "a unit hidden in any month is hidden in the sum; targets carried over are shared by area")
+        if level != "province":
+            caveats.append("departures are released per province only (communes and districts hold too few to show): "
+                           "below the province every actual is hidden")
         if current and got.as_of is not None:
             share = ((got.as_of - period.start).days + 1) / ((period.end - period.start).days)
             projection = f"linear: {share:.0%} of the year to {got.as_of:%d/%m}, the end of the last released month"

@@ -56,5 +56,6 @@ DEPARTURES = Dataset(
     parts_of={},
     readers=(Role.leader, Role.planner),
     leaf_counts=commune_departures,
+    levels=("province",),
 )
 """Departures per unit by departure date: the actuals of the coverage layer for leaders and planners."""

@@ -117,5 +117,6 @@ INCIDENT_COUNTS = Dataset(
     parts_of={},
     readers=(Role.leader, Role.planner),
     leaf_counts=commune_incidents,
+    levels=("province",),
 )
 """Incidents and persons affected per unit and period: what leaders and planners see of incidents, from releases."""

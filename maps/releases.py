@@ -76,7 +76,7 @@ METHOD = "cell suppression with audited protection intervals"
 METHOD_VERSION = 1
 
 UNITS_SQL = """
-SELECT u.code, u.parent_code,
+SELECT u.code, u.parent_code, u.level,
        u.valid_from < :period_end AND (u.valid_to IS NULL OR u.valid_to > :period_start) AS in_period
 FROM admin_unit u WHERE u.structure = :structure
 """
@@ -143,9 +143,25 @@ def count_table(conn: Connection, dataset: Dataset, structure: Structure | str, 
     parents = {u.code: u.parent_code for u in units}
     leaves = dataset.leaf_counts(conn, structure, period)
     counts = roll_up(parents, dataset.measures, dataset.parts_of, leaves)
+    if dataset.levels is not None:
+        parents, counts = _only_levels(units, parents, counts, dataset.levels)
     used = {u for u, m in counts if counts[u, m]}
-    structural = [u.code for u in units if not u.in_period and u.code not in used]
+    structural = [u.code for u in units if u.code in parents and not u.in_period and u.code not in used]
     return hierarchical_table(parents, dataset.measures, dataset.parts_of, counts, structural)
+
+
+def _only_levels(units: list[Any], parents: dict[str, str | None], counts: dict[tuple[str, str], int],
+                 levels: tuple[str, ...]) -> tuple[dict[str, str | None], dict[tuple[str, str], int]]:
+    """The table cut to ``levels``: each kept unit's parent is its nearest kept ancestor."""
+    kept = {u.code for u in units if u.level in levels}
+
+    def kept_parent(code: str) -> str | None:
+        p = parents[code]
+        while p is not None and p not in kept:
+            p = parents[p]
+        return p
+
+    return {c: kept_parent(c) for c in kept}, {key: n for key, n in counts.items() if key[0] in kept}
 
 
 @dataclass(frozen=True)

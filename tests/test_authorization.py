@@ -254,12 +254,30 @@ def post_incident(w, u):
     return w.client.post("/api/v1/incidents", json=body, headers=bearer(u) if u else {})
 
 
+def released_reader(u) -> bool:
+    return u is not None and str(getattr(u.role, "value", u.role)) in ("leader", "planner")
+
+
 def get_incident_counts(w, u):
-    # Leaders and planners read released months; officers and police live dates.
+    # Leaders and planners read released months per province; officers and police live dates per commune.
     params = {"level": "commune", "geometry": "false"}
-    if u is not None and str(getattr(u.role, "value", u.role)) in ("leader", "planner"):
-        params["period"] = RELEASED
-    return w.client.get("/api/v1/layers/incident-counts", params=params, headers=bearer(u) if u else {})
+    if released_reader(u):
+        params = {"level": "province", "geometry": "false", "period": RELEASED}
+    r = w.client.get("/api/v1/layers/incident-counts", params=params, headers=bearer(u) if u else {})
+    r.released = released_reader(u)
+    return r
+
+
+def counts_have_area(r, w) -> bool:
+    if getattr(r, "released", False):
+        return r.status_code == 200 and [f["properties"]["code"] for f in r.json()["features"]] == ["42"]
+    return features_have_commune(r, w)
+
+
+def counts_lack_area(r, w) -> bool:
+    if getattr(r, "released", False):
+        return r.status_code == 200 and [f["properties"]["code"] for f in r.json()["features"]] == [w.other_province]
+    return features_lack_commune(r, w)
 
 
 def hotspots_have_commune(r, w) -> bool:
@@ -322,7 +340,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/incidents"): Case(post_incident, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
     ("GET", "/api/v1/layers/incidents"): Case(get("/api/v1/layers/incidents", limit=50000), listed("incident_id"),
                                               not_listed("incident_id")),
-    ("GET", "/api/v1/layers/incident-counts"): Case(get_incident_counts, features_have_commune, features_lack_commune),
+    ("GET", "/api/v1/layers/incident-counts"): Case(get_incident_counts, counts_have_area, counts_lack_area),
     ("GET", "/api/v1/layers/hotspots"): Case(get("/api/v1/layers/hotspots", level="commune", geometry="false", permutations=99),
                                              hotspots_have_commune, hotspots_lack_commune),
     ("GET", "/api/v1/layers/emerging-hotspots"): Case(get("/api/v1/layers/emerging-hotspots", level="commune", geometry="false",

@@ -73,17 +73,24 @@ def test_a_leaders_coverage_is_summed_from_releases_and_a_later_record_changes_n
     assert actual(again) == 12 and again.json()["releases"] == body["releases"]
 
 
-def test_a_unit_hidden_in_any_released_month_is_hidden_in_the_leaders_sum(client, accounts, seeded, commune):
-    """Two departures in one month of a commune: hidden there, so its half-year is hidden too, whatever the officer sees."""
+def test_a_province_hidden_in_any_released_month_is_hidden_in_the_leaders_sum(client, accounts, seeded, commune):
+    """Two departures in August (below k): hidden that month, so the half-year is hidden too, whatever the officer sees."""
     add_departures(seeded, commune, dt.date(2023, 8, 3), 2)
     add_departures(seeded, commune, dt.date(2023, 9, 3), 20)
-    params = {"structure": "2025", "level": "commune", "parent": PROVINCE, "half": "2023-H2", "geometry": "false"}
+    params = {"structure": "2025", "level": "province", "half": "2023-H2", "geometry": "false"}
     officer = client.get("/api/v1/layers/coverage", params=params, headers=accounts.headers("officer", (PROVINCE,)))
-    assert actual(officer, commune) == 22
+    assert actual(officer) == 22
     leader = client.get("/api/v1/layers/coverage", params=params, headers=accounts.headers("leader", (PROVINCE,)))
-    (f,) = [f for f in leader.json()["features"] if f["properties"]["code"] == commune]
+    (f,) = [f for f in leader.json()["features"] if f["properties"]["code"] == PROVINCE]
     assert f["properties"]["actual"] is None and f["properties"]["ratio"] is None
     assert {"actual", "ratio"} <= set(f["properties"]["suppressed"])
+
+
+def test_below_the_province_a_leader_gets_no_departures(client, accounts):
+    params = {"structure": "2025", "level": "commune", "parent": PROVINCE, "half": "2023-H1", "geometry": "false"}
+    body = client.get("/api/v1/layers/coverage", params=params, headers=accounts.headers("leader", (PROVINCE,))).json()
+    assert body["features"] and all(f["properties"]["actual"] is None for f in body["features"])
+    assert any("per province only" in c for c in body["caveats"])
 
 
 def test_leaders_read_incident_counts_of_a_release_police_read_them_live(client, accounts, seeded, commune):
@@ -94,6 +101,8 @@ def test_leaders_read_incident_counts_of_a_release_police_read_them_live(client,
     url = "/api/v1/layers/incident-counts"
     refused = client.get(url, params={"from": "2023-03-01", "to": "2023-03-31"}, headers=leader)
     assert refused.status_code == 422 and "period" in refused.text
+    communes = client.get(url, params={"period": "2023-03", "level": "commune"}, headers=leader)
+    assert communes.status_code == 422 and "per province" in communes.text
     params = {"period": "2023-03", "level": "province", "geometry": "false"}
     first = client.get(url, params=params, headers=leader)
     assert first.status_code == 200, first.text

@@ -139,6 +139,9 @@ def open_incident_counts(conn: Connection, f: IncidentCountFilters, viewer: View
                                f"{EXAMPLES['month']} (period=), without dates, types or statuses", loc=("query", "period"))
         if f.period is None:
             raise InvalidInput(f"give a released period, e.g. period={EXAMPLES['month']}", loc=("query", "period"))
+        if f.level is not Level.province:
+            raise InvalidInput("incident counts for your role are released per province (communes hold too few to show): "
+                               "ask for level=province", loc=("query", "level"))
         view = aggregate_view(conn, INCIDENT_COUNTS, viewer.role, f.structure, Period.parse(f.period), viewer.reader,
                               level=f.level.value)
         rows = {r.unit_code: r for r in view.rows}
