@@ -237,6 +237,14 @@ def test_the_files_keep_vietnamese_and_write_hidden_counts_as_words(client, acco
     assert any(PROVINCE_NAME in c and HALF in c for c in cells)
     assert book["Tổng quan"]._images, "the coverage map is in the workbook"
 
+    leader = client.get(f"/api/v1/reports/{PROVINCE}", params={"period": HALF, "format": "xlsx"},
+                        headers=accounts.headers("leader", (PROVINCE,)))
+    book = load_workbook(io.BytesIO(leader.content))
+    numbers = {c.value for name in ("2 markets", "3 licences") for row in book[name].iter_rows() for c in row
+               if isinstance(c.value, (int, float))}
+    assert numbers == {19, 38}  # Japan, valid licences, the total: Korea's 8, Taiwan's 5, Germany's 6... are words
+    assert "ẩn (hidden)" in {c.value for row in book["2 markets"].iter_rows() for c in row}
+
     page = client.get(f"/api/v1/reports/{PROVINCE}", params={"period": HALF, "format": "html"},
                       headers=accounts.headers("leader", (PROVINCE,)))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
