@@ -9,12 +9,17 @@ the work is set-based in PostGIS, so there is no ORM session.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+import psycopg
+from sqlalchemy import Engine, create_engine, exc
 
+from geodata.errors import DatabaseUnavailable
 from geodata.settings import get_settings
 
 _engine: Engine | None = None
 _url: str | None = None
+# Long work run by hand (imports of a million rows, migrations, releases)
+# is not cut by the server's statement timeout: see allow_long_statements.
+_long_statements = False
 
 
 def normalise_url(url: str) -> str:
@@ -37,20 +42,80 @@ def use_database(url: str) -> Engine:
         return _engine
     if _engine is not None:
         _engine.dispose()
+    s = get_settings()
     # The pool holds a connection for each request in flight (50 clients in
     # the benchmark; the thread pool runs 40 at a time): a smaller one closes
     # and reopens connections under load, each costing a fork and a login.
-    # No ping before each checkout (a round trip per request): a connection
-    # found dead fails its request and SQLAlchemy then discards the whole
-    # pool, so one database restart costs the requests in flight, which the
-    # web form and ODK Collect send again.
+    # Each checkout first pings its connection (one short round trip): after
+    # a database restart every pooled connection is dead, and without the
+    # ping the first request on each would fail although the database is
+    # back. A ping that fails opens a new connection; if that fails too, the
+    # request is answered 503 (api.errors) and the next one tries again.
     # JIT compilation costs more than it saves on this app's short statements.
     _engine = create_engine(
-        url, pool_size=50, max_overflow=10, pool_recycle=1800,
-        connect_args={"options": "-c jit=off"},
+        url, pool_size=50, max_overflow=10, pool_recycle=1800, pool_pre_ping=True,
+        pool_timeout=s.db_pool_timeout_seconds,
+        connect_args={"options": connection_options(), "connect_timeout": s.db_connect_timeout_seconds},
     )
     _url = url
     return _engine
+
+
+def connection_options() -> str:
+    """The ``-c`` settings every connection of the process starts with (libpq ``options``).
+
+    >>> from geodata.settings import configure, reset_settings
+    >>> _ = configure(db_statement_timeout_seconds=2.5)
+    >>> connection_options()
+    '-c jit=off -c statement_timeout=2500'
+    >>> reset_settings()
+    """
+    options = "-c jit=off"
+    timeout_ms = round(get_settings().db_statement_timeout_seconds * 1000)
+    if timeout_ms and not _long_statements:
+        options += f" -c statement_timeout={timeout_ms}"
+    return options
+
+
+def allow_long_statements() -> None:
+    """Let this process's statements run as long as they need (the command line's imports, migrations, releases).
+
+    Must be called before the engine is made; the server never calls it.
+    """
+    global _long_statements
+    _long_statements = True
+
+
+# What a lost, refused or timed-out database connection raises: psycopg's
+# OperationalError (SQLSTATE classes 08 connection, 53 resources, 57
+# operator intervention: shutdown, cancelled statement), SQLAlchemy's
+# wrappers of it, and the pool's own timeout.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    exc.OperationalError, exc.InterfaceError, exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError,
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Is ``error`` the database being unreachable, restarting, overloaded or too slow (worth retrying later)?
+
+    >>> is_outage(psycopg.OperationalError("connection refused")), is_outage(ValueError("bad"))
+    (True, False)
+    """
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OUTAGE_ERRORS)
+
+
+def unavailable(error: BaseException | None = None) -> DatabaseUnavailable:
+    """The error a user is given for a database outage: nothing was done, send again later.
+
+    >>> str(unavailable())[:43]
+    'the database is unavailable: nothing was do'
+    """
+    seconds = get_settings().retry_after_seconds
+    return DatabaseUnavailable(
+        f"the database is unavailable: nothing was done; send the request again in {seconds} s "
+        "(what is saved on the phone stays there until it is stored)", retry_after=seconds)
 
 
 def current_url() -> str | None:

@@ -1,0 +1,400 @@
+"""Database outages: the server answers 503 with Retry-After, never a 500 or a hang, and recovers by itself.
+
+These tests stop and start a PostgreSQL cluster of their own (made here, in a
+temporary folder): stopping it affects no other test and never the
+machine's own server. The app is served by uvicorn in this process and is
+never restarted: after the outage the same server must answer again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from geodata import db
+from tests.payloads import aspirant, basic, instance_xml
+
+# Short timeouts, so that an outage is told quickly and a hang would fail the test.
+CONNECT_TIMEOUT, STATEMENT_TIMEOUT, RETRY_AFTER = 2, 3, 2
+# Any request must be answered well within this (a hang fails the request, hence the test).
+ANSWER_WITHIN = CONNECT_TIMEOUT + STATEMENT_TIMEOUT + 10
+RESPONSE = "{http://openrosa.org/http/response}"
+
+
+class Cluster:
+    """The private cluster of this module: stop and start it at will (same port, same URL)."""
+
+    def __init__(self) -> None:
+        from geodata.embedded import EmbeddedPostgres
+
+        self.folder = Path(tempfile.mkdtemp(prefix="labour-atlas-outage-"))
+        self.folder.chmod(0o755)  # as root, the cluster runs as 'postgres'
+        self.pg = EmbeddedPostgres(self.folder / "pgdata", durable=False)
+        self.url = self.pg.start()
+
+    def stop(self) -> None:
+        self.pg.stop()
+
+    def start(self) -> None:
+        assert self.pg.start() == self.url
+
+    def postmaster(self) -> int:
+        return int((self.pg.folder / "postmaster.pid").read_text().split()[0])
+
+    def plain_url(self) -> str:
+        return self.url.replace("+psycopg", "")
+
+    def count(self, sql: str, **params) -> int:
+        with psycopg.connect(self.plain_url(), connect_timeout=10) as conn:
+            return conn.execute(sql, params).fetchone()[0]
+
+    def close(self) -> None:
+        self.pg.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A private cluster, migrated and loaded like the demo (reference data, the 2025 communes)."""
+    from etl.reference import seed_reference
+    from geodata import migrate
+    from geodata.approximate import approximate_communes
+    from geodata.structures import Structure
+    from tests.helpers import using
+
+    c = Cluster()
+    try:
+        with using(c.url) as engine:
+            migrate.upgrade()
+            seed_reference()
+            with engine.begin() as conn:
+                approximate_communes(conn, Structure.v2025)
+        db.close_database()
+        yield c
+    finally:
+        db.close_database()
+        c.close()
+
+
+@pytest.fixture
+def app_db(cluster: Cluster, environment, monkeypatch) -> Iterator[Cluster]:
+    """The app's engine on the private cluster, with short timeouts; the cluster is running afterwards."""
+    environment(LABOUR_ATLAS_DB_CONNECT_TIMEOUT_SECONDS=str(CONNECT_TIMEOUT),
+                LABOUR_ATLAS_DB_STATEMENT_TIMEOUT_SECONDS=str(STATEMENT_TIMEOUT),
+                LABOUR_ATLAS_RETRY_AFTER_SECONDS=str(RETRY_AFTER))
+    # As the server: statements limited (a command-line test earlier in the session may have lifted the limit).
+    monkeypatch.setattr(db, "_long_statements", False)
+    db.close_database()
+    db.use_database(cluster.url)
+    try:
+        yield cluster
+    finally:
+        if cluster.pg._running_port() is None:
+            cluster.start()
+        db.close_database()
+
+
+@pytest.fixture
+def served_app(app_db: Cluster) -> Iterator[str]:
+    from tests.conftest import served
+
+    with served() as base:
+        yield base
+
+
+def make_user(cluster: Cluster, role: str, scope=("all",)):
+    from types import SimpleNamespace
+
+    from api.security.accounts import create_user
+    from api.security.tokens import create_access_token
+
+    name, password = f"o-{role[:6]}-{uuid.uuid4().hex[:6]}", "correct horse battery staple"
+    with db.get_engine().begin() as conn:
+        uid = create_user(conn, name, password, role, list(scope), "2025")
+    token, _ = create_access_token(uid, role, minutes=60)
+    return SimpleNamespace(name=name, password=password, bearer={"Authorization": f"Bearer {token}"})
+
+
+def a_commune(cluster: Cluster) -> dict:
+    with psycopg.connect(cluster.plain_url()) as conn:
+        code, lon, lat = conn.execute(
+            """SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM admin_unit
+               WHERE structure = '2025' AND level = 'commune' AND parent_code = '42' AND geom IS NOT NULL
+               ORDER BY code LIMIT 1""").fetchone()
+    return {"code": code, "lon": lon, "lat": lat}
+
+
+def records(cluster: Cluster, instance_id: str) -> int:
+    return cluster.count("SELECT count(*) FROM survey_record WHERE instance_id = %(i)s::uuid", i=instance_id)
+
+
+def assert_retry_later(r: httpx.Response) -> None:
+    """503, Retry-After in seconds, and a JSON body that says so (no traceback, no host names)."""
+    assert r.status_code == 503, (r.status_code, r.text[:300])
+    assert r.headers["retry-after"] == str(RETRY_AFTER)
+    body = r.json()
+    assert set(body) == {"detail"} and "database is unavailable" in body["detail"]
+    assert "127.0.0.1" not in r.text and "Traceback" not in r.text and "psycopg" not in r.text
+
+
+def assert_openrosa_retry_later(r: httpx.Response) -> None:
+    """What ODK Collect reads: 503 with Retry-After and its XML document (it keeps the form and says why)."""
+    assert r.status_code == 503 and r.headers["retry-after"] == str(RETRY_AFTER)
+    assert r.headers["content-type"].startswith("text/xml") and r.headers["x-openrosa-version"] == "1.0"
+    message = ET.fromstring(r.content).find(f"{RESPONSE}message")
+    assert message.get("nature") == "error" and "database is unavailable" in message.text
+
+
+def odk_post(client: httpx.Client, base: str, xml: bytes, user) -> httpx.Response:
+    files = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
+    return client.post(base + "/openrosa/submission", files=files,
+                       headers={"X-OpenRosa-Version": "1.0", **basic(user.name, user.password)})
+
+
+# -- the API and OpenRosa across a stop and a start ------------------------------------------------
+
+
+def test_outage_is_503_with_retry_after_and_the_server_recovers_without_a_restart(served_app, app_db):
+    from tests.payloads import answers
+
+    base, cluster = served_app, app_db
+    officer, surveyor = make_user(cluster, "officer"), make_user(cluster, "surveyor")
+    commune = a_commune(cluster)
+    submission = aspirant(commune, full_name="Nguyễn Thị Mất Điện")
+    odk = answers(commune, full_name="Trần Văn Chờ Mạng")
+    odk_xml = instance_xml(odk)
+    odk_id = odk["instanceID"].removeprefix("uuid:")
+    with httpx.Client(timeout=ANSWER_WITHIN) as client:
+        assert client.get(base + "/health").json()["down"] == []
+        assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+
+        cluster.stop()
+        health = client.get(base + "/health")
+        assert health.status_code == 503 and health.headers["retry-after"] == str(RETRY_AFTER)
+        body = health.json()
+        assert body["status"] == "unavailable" and body["down"] == ["database"]
+        assert body["dependencies"]["database"].startswith("unreachable: ")
+        # Signed-in reads, a sign-in, a submission: all "try again later", none a 500.
+        assert_retry_later(client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer))
+        assert_retry_later(client.get(base + "/api/v1/auth/me", headers=officer.bearer))
+        assert_retry_later(client.post(base + "/api/v1/auth/token",
+                                       data={"username": officer.name, "password": officer.password}))
+        for _ in range(3):  # the phone tries again; each time the same answer
+            assert_retry_later(client.post(base + "/api/v1/submissions", json=submission, headers=surveyor.bearer))
+        # ODK Collect: the pre-flight and the submission (it keeps the form on a non-2xx answer).
+        head = client.head(base + "/openrosa/submission", headers=basic(surveyor.name, surveyor.password))
+        assert head.status_code == 503 and head.headers["retry-after"] == str(RETRY_AFTER)
+        assert_openrosa_retry_later(odk_post(client, base, odk_xml, surveyor))
+
+        cluster.start()
+        # The same server, not restarted: answering again at its first request.
+        health = client.get(base + "/health")
+        assert health.status_code == 200 and health.json()["down"] == [] and health.json()["admin_units"] > 10_000
+        assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+        assert records(cluster, submission["instance_id"]) == 0  # nothing was stored during the outage
+        assert client.post(base + "/api/v1/submissions", json=submission, headers=surveyor.bearer).status_code == 201
+        assert client.post(base + "/api/v1/submissions", json=submission, headers=surveyor.bearer).status_code == 200
+        assert odk_post(client, base, odk_xml, surveyor).status_code == 201
+        assert odk_post(client, base, odk_xml, surveyor).status_code == 201  # "already received"
+    assert records(cluster, submission["instance_id"]) == 1 and records(cluster, odk_id) == 1
+
+
+def test_a_stalled_database_is_503_after_the_connect_timeout_not_a_hang(served_app, app_db):
+    """The postmaster accepts nothing (frozen): a new connection gives up after db_connect_timeout_seconds."""
+    base, cluster = served_app, app_db
+    officer = make_user(cluster, "officer")
+    postmaster = cluster.postmaster()
+    db.get_engine().dispose()  # no pooled connection left: the next request must connect
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        with httpx.Client(timeout=ANSWER_WITHIN) as client:
+            assert_retry_later(client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer))
+            assert client.get(base + "/health").json()["down"] == ["database"]
+    finally:
+        os.kill(postmaster, signal.SIGCONT)
+    with httpx.Client(timeout=ANSWER_WITHIN) as client:
+        assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+
+
+def test_a_statement_past_the_statement_timeout_is_503_not_a_hang(served_app, app_db):
+    """A table locked by someone else (a long migration): the request is cancelled at the statement timeout."""
+    base, cluster = served_app, app_db
+    officer = make_user(cluster, "officer")
+    with psycopg.connect(cluster.plain_url()) as locker:
+        locker.execute("LOCK TABLE admin_unit IN ACCESS EXCLUSIVE MODE")
+        with httpx.Client(timeout=ANSWER_WITHIN) as client:
+            assert_retry_later(client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer))
+        locker.rollback()
+    with httpx.Client(timeout=ANSWER_WITHIN) as client:
+        assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+
+
+def test_health_names_a_schema_behind_the_code(served_app, app_db):
+    base, cluster = served_app, app_db
+    with psycopg.connect(cluster.plain_url(), autocommit=True) as conn:
+        head = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+        try:
+            r = httpx.get(base + "/health", timeout=ANSWER_WITHIN)
+        finally:
+            conn.execute("UPDATE alembic_version SET version_num = %s", (head,))
+    body = r.json()
+    assert r.status_code == 503 and body["down"] == ["schema"] and body["database"] == "ok"
+    assert "labour-atlas db upgrade" in body["dependencies"]["schema"] and body["postgis"].startswith("3.")
+
+
+# -- an import cut off by an outage ----------------------------------------------------------------
+
+
+def own_csv(path: Path, payloads: list[dict]) -> Path:
+    """Labour Atlas's own CSV of ``payloads`` (the columns of the JSON API, the location in three)."""
+    import csv
+
+    rows = []
+    for p in payloads:
+        row = {k: (" ".join(v) if isinstance(v, list) else ("true" if v is True else "false" if v is False else v))
+               for k, v in p.items() if k != "location"}
+        row |= {"location_lat": p["location"]["lat"], "location_lon": p["location"]["lon"],
+                "location_accuracy": p["location"]["accuracy"]}
+        rows.append(row)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_an_import_cut_off_by_an_outage_writes_nothing_and_runs_again(app_db, monkeypatch, tmp_path):
+    """The database stops after the first chunk was written in the import's transaction: nothing stays."""
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli
+    from etl.surveys import import_surveys
+
+    cluster = app_db
+    monkeypatch.setattr("etl.surveys.CHUNK", 3)
+    commune = a_commune(cluster)
+    rows = [aspirant(commune, full_name=f"Lê Thị Gián Đoạn {i}", national_id=f"042 199 0{i:05d}") for i in range(10)]
+    rows.append(aspirant(commune, sex="nam"))  # rejected: goes to the quarantine, or nowhere if cut off
+    path = own_csv(tmp_path / "cat_dien.csv", rows)
+    before = {t: cluster.count(f"SELECT count(*) FROM {t}") for t in ("survey_record", "submission_quarantine")}
+    stopped = []
+
+    def outage_after_the_first_chunk(done: int, total: int) -> None:
+        if not stopped:
+            stopped.append(done)
+            cluster.stop()
+
+    with pytest.raises(db.OUTAGE_ERRORS) as cut:
+        import_surveys(path, progress=outage_after_the_first_chunk)
+    assert db.is_outage(cut.value) and stopped == [3]
+    cluster.start()
+    after = {t: cluster.count(f"SELECT count(*) FROM {t}") for t in ("survey_record", "submission_quarantine")}
+    assert after == before  # the stored chunk went with the transaction
+
+    # From the command line the operator is told what happened and what to do.
+    stopped.clear()
+    monkeypatch.setattr("cli.imports.progress_bar", lambda label: _Progress(outage_after_the_first_chunk))
+    result = CliRunner().invoke(cli, ["import", "surveys", str(path)], env={"DATABASE_URL": cluster.url})
+    assert result.exit_code == 1, result.output
+    assert "database became unavailable" in result.output and "Nothing was imported" in result.output
+    assert "run the same command again" in result.output and "Traceback" not in result.output
+    cluster.start()
+    db.close_database()
+    db.use_database(cluster.url)
+    assert {t: cluster.count(f"SELECT count(*) FROM {t}") for t in ("survey_record", "submission_quarantine")} == before
+
+    # Run again: every row once, the work tables of the cut-off runs gone.
+    r = import_surveys(path)
+    assert dict(r.counts) == {"created": 10, "rejected": 1}
+    assert cluster.count("SELECT count(*) FROM survey_record WHERE full_name LIKE 'Lê Thị Gián Đoạn %%'") == 10
+    assert cluster.count("SELECT count(*) FROM submission_quarantine WHERE file_name = 'cat_dien.csv'") == 1
+    assert cluster.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'survey_import_%%'") == 0
+
+
+class _Progress:
+    """Stands in for the command line's progress bar: calls ``callback`` as the bar would be updated."""
+
+    def __init__(self, callback) -> None:
+        self.callback = callback
+
+    def __enter__(self):
+        return self.callback
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+# -- the web form's queue across an outage, in Chromium --------------------------------------------
+
+
+def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_app, app_db, browser_page):
+    """Saved while the database is down: the server answers 503, the form stays queued on the phone, and is
+    sent by itself (Retry-After) once the database is back: stored exactly once."""
+    base, cluster, page = served_app, app_db, browser_page
+    surveyor = make_user(cluster, "surveyor", ("42",))
+    commune = a_commune(cluster)
+    who = f"Phạm Thị Mất Kết Nối {uuid.uuid4().hex[:6]}"
+    answers: list[int] = []
+    page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/v1/submissions") else None)
+    page.context.grant_permissions(["geolocation"], origin=base)
+    page.context.set_geolocation({"latitude": commune["lat"], "longitude": commune["lon"], "accuracy": 9})
+    page.goto(base + "/survey")
+    page.locator("body.ready").wait_for(timeout=20000)
+    page.fill('#signin input[name="username"]', surveyor.name)
+    page.fill('#signin input[name="password"]', surveyor.password)
+    page.click('#signin button[type="submit"]')
+    page.locator("#who", has_text=surveyor.name).wait_for(timeout=20000)
+
+    page.check('input[name="kind"][value="aspirant"]')
+    page.fill("#f-surveyor", "Lê Văn Khảo")
+    page.check("#f-consent")
+    page.fill("#f-commune_code-q", commune["code"])
+    page.locator(f'#f-commune_code-results button[data-code="{commune["code"]}"]').click(timeout=10000)
+    page.click("#f-location-button")
+    page.locator("#f-location-status", has_text="± 9 m").wait_for(timeout=10000)
+    page.fill("#f-full_name", who)
+    page.fill("#f-birth_year", "1996")
+    page.check('input[name="sex"][value="female"]')
+    page.check('input[name="markets_wanted"][value="JP"]')
+    page.select_option("#f-sector", "caregiving")
+
+    cluster.stop()
+    page.click("#save")
+    deadline = time.monotonic() + 30
+    while 503 not in answers and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert 503 in answers and 201 not in answers
+    page.locator("#unsent", has_text="Chưa gửi: 1").wait_for(timeout=10000)
+    queue = page.evaluate("""() => new Promise((resolve, reject) => {
+        const open = indexedDB.open('labour-atlas-survey');
+        open.onsuccess = () => { const req = open.result.transaction('queue').objectStore('queue').getAll();
+                                 req.onsuccess = () => resolve(req.result); req.onerror = () => reject(req.error); };
+        open.onerror = () => reject(open.error); })""")
+    assert [item["payload"]["full_name"] for item in queue] == [who]
+    instance_id = queue[0]["payload"]["instance_id"]
+    # Still down: the retries it makes by itself are refused too, and the form stays.
+    page.wait_for_timeout((RETRY_AFTER + 1) * 1000)
+    assert answers.count(503) >= 2 and "Chưa gửi: 1" in page.inner_text("#unsent")
+
+    cluster.start()
+    # No click, no reload: the page tries again after Retry-After and the form leaves the queue.
+    page.locator("#unsent", has_text="Chưa gửi: 0").wait_for(timeout=30000)
+    assert answers[-1] == 201 and answers.count(201) == 1
+    assert records(cluster, instance_id) == 1
+    with db.get_engine().connect() as conn:
+        row = conn.execute(text("SELECT full_name, surveyor, declared_commune_code FROM survey_record "
+                                "WHERE instance_id = :i"), {"i": instance_id}).one()
+    assert tuple(row) == (who, "Lê Văn Khảo", commune["code"])
