@@ -211,6 +211,19 @@ def test_outage_is_503_with_retry_after_and_the_server_recovers_without_a_restar
     assert records(cluster, submission["instance_id"]) == 1 and records(cluster, odk_id) == 1
 
 
+def test_the_first_request_after_a_restart_nobody_saw_is_answered(served_app, app_db):
+    """Every pooled connection died with the restart: each is found dead before use and replaced, not used."""
+    base, cluster = served_app, app_db
+    officer = make_user(cluster, "officer")
+    with httpx.Client(timeout=ANSWER_WITHIN) as client:
+        for _ in range(5):
+            assert client.get(base + "/api/v1/auth/me", headers=officer.bearer).status_code == 200
+        cluster.stop()
+        cluster.start()
+        assert client.get(base + "/api/v1/auth/me", headers=officer.bearer).status_code == 200
+        assert client.get(base + "/health").status_code == 200
+
+
 def test_a_stalled_database_is_503_after_the_connect_timeout_not_a_hang(served_app, app_db):
     """The postmaster accepts nothing (frozen): a new connection gives up after db_connect_timeout_seconds."""
     base, cluster = served_app, app_db
