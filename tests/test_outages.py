@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from api.deps import DbConn
 from geodata import db
 from tests.payloads import aspirant, basic, instance_xml
 
@@ -252,6 +253,32 @@ def test_a_statement_past_the_statement_timeout_is_503_not_a_hang(served_app, ap
         locker.rollback()
     with httpx.Client(timeout=ANSWER_WITHIN) as client:
         assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+
+
+def test_a_connection_lost_at_the_commit_is_503_and_nothing_is_stored(app_db):
+    """The route has done its work; the connection dies before the commit (run after the route returns)."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    cluster = app_db
+    with psycopg.connect(cluster.plain_url(), autocommit=True) as admin:
+        admin.execute("CREATE TABLE IF NOT EXISTS outage_probe (note text)")
+        app = create_app()
+
+        @app.post("/probe")
+        def probe(conn: DbConn) -> dict:
+            conn.execute(text("INSERT INTO outage_probe VALUES ('written, never committed')"))
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            return {"stored": True}
+
+        with TestClient(app) as client:
+            r = client.post("/probe")
+        assert r.status_code == 503 and r.headers["retry-after"] == str(RETRY_AFTER)
+        assert "database is unavailable" in r.json()["detail"]
+        assert admin.execute("SELECT count(*) FROM outage_probe").fetchone()[0] == 0
+        admin.execute("DROP TABLE outage_probe")
 
 
 def test_health_names_a_schema_behind_the_code(served_app, app_db):
