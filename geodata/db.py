@@ -55,24 +55,30 @@ def use_database(url: str) -> Engine:
     _engine = create_engine(
         url, pool_size=50, max_overflow=10, pool_recycle=1800, pool_pre_ping=True,
         pool_timeout=s.db_pool_timeout_seconds,
-        connect_args={"options": connection_options(), "connect_timeout": s.db_connect_timeout_seconds},
+        connect_args={
+            "options": connection_options(0 if _long_statements else s.db_statement_timeout_seconds),
+            "connect_timeout": s.db_connect_timeout_seconds,
+            # A database host that vanishes (a network cut, a failover) would leave a request waiting on a
+            # dead TCP connection for the kernel's quarter of an hour: data unacknowledged for 10 s, or an
+            # idle connection whose probes go unanswered for about 25 s, ends it with an error instead.
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
+        },
     )
     _url = url
     return _engine
 
 
-def connection_options() -> str:
-    """The ``-c`` settings every connection of the process starts with (libpq ``options``).
+def connection_options(statement_timeout_seconds: float) -> str:
+    """The ``-c`` settings every connection of the process starts with (libpq ``options``); 0: no statement timeout.
 
-    >>> from geodata.settings import configure, reset_settings
-    >>> _ = configure(db_statement_timeout_seconds=2.5)
-    >>> connection_options()
+    >>> connection_options(2.5)
     '-c jit=off -c statement_timeout=2500'
-    >>> reset_settings()
+    >>> connection_options(0)
+    '-c jit=off'
     """
     options = "-c jit=off"
-    timeout_ms = round(get_settings().db_statement_timeout_seconds * 1000)
-    if timeout_ms and not _long_statements:
+    if timeout_ms := round(statement_timeout_seconds * 1000):
         options += f" -c statement_timeout={timeout_ms}"
     return options
 
