@@ -97,7 +97,7 @@ async def _database_outage(request: Request, exc: Exception) -> Response:
     # The cause goes to the log (it names hosts and ports), the user is told to retry.
     log.warning("database unavailable in %s %s: %s", request.method, request.url.path,
                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    return await _domain_error(request, unavailable(exc))
+    return await _domain_error(request, unavailable())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -112,16 +112,19 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, OUTAGE_ERRORS)
 
 
-def unavailable(error: BaseException | None = None) -> DatabaseUnavailable:
-    """The error a user is given for a database outage: nothing was done, send again later.
+def unavailable() -> DatabaseUnavailable:
+    """The error a user is given for a database outage: send the same request again later.
 
-    >>> str(unavailable())[:43]
-    'the database is unavailable: nothing was do'
+    Sending a submission again is safe: one that was stored after all (the
+    connection was lost with the answer) is stored once, and answered so.
+
+    >>> str(unavailable())[:39]
+    'the database is unavailable right now: '
     """
     seconds = get_settings().retry_after_seconds
     return DatabaseUnavailable(
-        f"the database is unavailable: nothing was done; send the request again in {seconds} s "
-        "(what is saved on the phone stays there until it is stored)", retry_after=seconds)
+        f"the database is unavailable right now: send the same request again in {seconds} s "
+        "(a form saved on the phone stays there until the server has stored it)", retry_after=seconds)
 
 
 def current_url() -> str | None:
