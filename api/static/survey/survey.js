@@ -473,7 +473,8 @@
       return body.access_token;
     }
     if (r.status === 401) { endSession(TEXT.sessionEnded); return null; }
-    return 'offline';  // the server is in trouble: try later
+    retryLater(r);
+    return 'offline';  // the server is in trouble: try later (after its Retry-After, if it gave one)
   }
 
   // -------------------------------------------------------------- the form
