@@ -380,15 +380,8 @@ class _Progress:
 # -- the web form's queue across an outage, in Chromium --------------------------------------------
 
 
-def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_app, app_db, browser_page):
-    """Saved while the database is down: the server answers 503, the form stays queued on the phone, and is
-    sent by itself (Retry-After) once the database is back: stored exactly once."""
-    base, cluster, page = served_app, app_db, browser_page
-    surveyor = make_user(cluster, "surveyor", ("42",))
-    commune = a_commune(cluster)
-    who = f"Phạm Thị Mất Kết Nối {uuid.uuid4().hex[:6]}"
-    answers: list[int] = []
-    page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/v1/submissions") else None)
+def open_and_fill(page, base: str, surveyor, commune: dict, who: str) -> None:
+    """Sign in on the survey page and fill an aspirant's form (not saved yet)."""
     page.context.grant_permissions(["geolocation"], origin=base)
     page.context.set_geolocation({"latitude": commune["lat"], "longitude": commune["lon"], "accuracy": 9})
     page.goto(base + "/survey")
@@ -397,7 +390,6 @@ def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_ap
     page.fill('#signin input[name="password"]', surveyor.password)
     page.click('#signin button[type="submit"]')
     page.locator("#who", has_text=surveyor.name).wait_for(timeout=20000)
-
     page.check('input[name="kind"][value="aspirant"]')
     page.fill("#f-surveyor", "Lê Văn Khảo")
     page.check("#f-consent")
@@ -411,6 +403,25 @@ def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_ap
     page.check('input[name="markets_wanted"][value="JP"]')
     page.select_option("#f-sector", "caregiving")
 
+
+QUEUE = """() => new Promise((resolve, reject) => {
+    const open = indexedDB.open('labour-atlas-survey');
+    open.onsuccess = () => { const req = open.result.transaction('queue').objectStore('queue').getAll();
+                             req.onsuccess = () => resolve(req.result); req.onerror = () => reject(req.error); };
+    open.onerror = () => reject(open.error); })"""
+
+
+def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_app, app_db, browser_page):
+    """Saved while the database is down: the server answers 503, the form stays queued on the phone, and is
+    sent by itself (Retry-After) once the database is back: stored exactly once."""
+    base, cluster, page = served_app, app_db, browser_page
+    surveyor = make_user(cluster, "surveyor", ("42",))
+    commune = a_commune(cluster)
+    who = f"Phạm Thị Mất Kết Nối {uuid.uuid4().hex[:6]}"
+    answers: list[int] = []
+    page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/v1/submissions") else None)
+    open_and_fill(page, base, surveyor, commune, who)
+
     cluster.stop()
     page.click("#save")
     deadline = time.monotonic() + 30
@@ -418,11 +429,7 @@ def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_ap
         page.wait_for_timeout(200)
     assert 503 in answers and 201 not in answers
     page.locator("#unsent", has_text="Chưa gửi: 1").wait_for(timeout=10000)
-    queue = page.evaluate("""() => new Promise((resolve, reject) => {
-        const open = indexedDB.open('labour-atlas-survey');
-        open.onsuccess = () => { const req = open.result.transaction('queue').objectStore('queue').getAll();
-                                 req.onsuccess = () => resolve(req.result); req.onerror = () => reject(req.error); };
-        open.onerror = () => reject(open.error); })""")
+    queue = page.evaluate(QUEUE)
     assert [item["payload"]["full_name"] for item in queue] == [who]
     instance_id = queue[0]["payload"]["instance_id"]
     # Still down: the retries it makes by itself are refused too, and the form stays.
@@ -438,3 +445,40 @@ def test_the_web_form_keeps_a_form_through_an_outage_and_sends_it_once(served_ap
         row = conn.execute(text("SELECT full_name, surveyor, declared_commune_code FROM survey_record "
                                 "WHERE instance_id = :i"), {"i": instance_id}).one()
     assert tuple(row) == (who, "Lê Văn Khảo", commune["code"])
+
+
+def test_an_access_token_that_expires_during_the_outage_is_renewed_after_it(served_app, app_db, browser_page):
+    """The token renewal meets the outage first (503): the form waits, then renewal and sending succeed."""
+    base, cluster, page = served_app, app_db, browser_page
+    surveyor = make_user(cluster, "surveyor", ("42",))
+    commune = a_commune(cluster)
+    who = f"Võ Thị Hết Hạn {uuid.uuid4().hex[:6]}"
+    answers: list[tuple[str, int]] = []
+    page.on("response", lambda r: answers.append((r.url.rsplit("/", 1)[-1], r.status)) if "/api/v1/" in r.url else None)
+    open_and_fill(page, base, surveyor, commune, who)
+    # The access token runs out now, as after a day offline (another tab of the page could write this).
+    page.evaluate("""() => new Promise((resolve, reject) => {
+        const key = 'labourAtlas.survey.session';
+        const open = indexedDB.open('labour-atlas-survey');
+        open.onsuccess = () => {
+          const t = open.result.transaction('kv', 'readwrite'), kv = t.objectStore('kv');
+          const get = kv.get(key);
+          get.onsuccess = () => kv.put(Object.assign({}, get.result, { access_until: 0 }), key);
+          t.oncomplete = () => { new BroadcastChannel('labour-atlas-survey').postMessage(key); resolve(true); };
+          t.onerror = () => reject(t.error);
+        };
+      })""")
+    cluster.stop()
+    page.click("#save")
+    deadline = time.monotonic() + 30
+    while ("refresh", 503) not in answers and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert ("refresh", 503) in answers and not any(name == "submissions" for name, _ in answers)
+    page.locator("#unsent", has_text="Chưa gửi: 1").wait_for(timeout=10000)
+    assert surveyor.name in page.inner_text("#who")  # still signed in: a 503 is no reason to end the session
+    instance_id = page.evaluate(QUEUE)[0]["payload"]["instance_id"]
+
+    cluster.start()
+    page.locator("#unsent", has_text="Chưa gửi: 0").wait_for(timeout=30000)
+    assert ("refresh", 200) in answers and [s for name, s in answers if name == "submissions"] == [201]
+    assert records(cluster, instance_id) == 1
