@@ -194,6 +194,10 @@ def test_outage_is_503_with_retry_after_and_the_server_recovers_without_a_restar
                                        data={"username": officer.name, "password": officer.password}))
         for _ in range(3):  # the phone tries again; each time the same answer
             assert_retry_later(client.post(base + "/api/v1/submissions", json=submission, headers=surveyor.bearer))
+        assert_retry_later(client.post(base + "/api/v1/submissions/batch", json=[submission], headers=surveyor.bearer))
+        # What needs no database still works: the survey page opens, and its form, to keep saving offline.
+        assert client.get(base + "/survey").status_code == 200
+        assert client.get(base + "/survey/form.json").json()["fields"]
         # ODK Collect: the pre-flight and the submission (it keeps the form on a non-2xx answer).
         head = client.head(base + "/openrosa/submission", headers=basic(surveyor.name, surveyor.password))
         assert head.status_code == 503 and head.headers["retry-after"] == str(RETRY_AFTER)
