@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     db_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
     retry_after_seconds: int = Field(default=10, ge=1, le=3600)
+    # A database that hangs without failing (a frozen host, a stalled disk)
+    # answers nothing and refuses nothing: a request with no answer this
+    # long after its body arrived is answered 503 all the same (0: never).
+    # Longer than the timeouts above, which answer first when they can.
+    request_timeout_seconds: float = Field(default=60.0, ge=0, le=3600)
     data_dir: Path = Path(".labour-atlas")
     # Demo mode (`labour-atlas demo`): the only mode in which a weak or
     # generated secret is accepted.

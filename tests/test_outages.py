@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -244,6 +245,30 @@ def test_a_stalled_database_is_503_after_the_connect_timeout_not_a_hang(served_a
         os.kill(postmaster, signal.SIGCONT)
     with httpx.Client(timeout=ANSWER_WITHIN) as client:
         assert client.get(base + "/api/v1/units", params={"parent": "42"}, headers=officer.bearer).status_code == 200
+
+
+def test_a_frozen_database_is_503_at_the_request_deadline_not_a_hang(served_app, app_db, environment):
+    """Every process of the cluster frozen (a paused host, a stalled disk): the kernel still accepts and
+    acknowledges, so no connection fails and no timeout of PostgreSQL's own can fire. The request is
+    answered 503 at request_timeout_seconds, and answers come back when the database thaws."""
+    base, cluster = served_app, app_db
+    officer = make_user(cluster, "officer")
+    environment(LABOUR_ATLAS_REQUEST_TIMEOUT_SECONDS="4")
+    with httpx.Client(timeout=ANSWER_WITHIN) as client:
+        assert client.get(base + "/api/v1/auth/me", headers=officer.bearer).status_code == 200  # a pooled connection
+        postmaster = cluster.postmaster()
+        frozen = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                                       text=True).stdout.split())]
+        assert len(frozen) > 3  # the postmaster, its workers and the pooled backends
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert_retry_later(client.get(base + "/api/v1/auth/me", headers=officer.bearer))
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        for _ in range(2):  # the request given up on finishes meanwhile; nothing is stuck
+            assert client.get(base + "/api/v1/auth/me", headers=officer.bearer).status_code == 200
 
 
 def test_a_statement_past_the_statement_timeout_is_503_not_a_hang(served_app, app_db):
