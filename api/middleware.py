@@ -188,28 +188,34 @@ class Deadline:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        work = asyncio.ensure_future(self.app(scope, timed_receive, guarded_send))
+        # One timer per request, moved on while the body arrives (no task per request: the work runs inline).
+        def check() -> None:
+            nonlocal timer, given_up
+            left = last_bytes + timeout - loop.time()
+            if started:
+                timer = None
+            elif left > 0:
+                timer = loop.call_later(left, check)
+            else:
+                given_up = True  # from now on the work's own answer is dropped
+                answer = loop.create_task(_unavailable(scope, receive, send))
+                _GIVEN_UP.add(answer)
+                answer.add_done_callback(_GIVEN_UP.discard)
+
+        timer = loop.call_later(timeout, check)
         try:
-            while not work.done():
-                left = last_bytes + timeout - loop.time()
-                if left <= 0 and not started:
-                    given_up = True
-                    work.add_done_callback(_late_answer(scope))
-                    await _unavailable(scope, receive, send)
-                    return
-                await asyncio.wait({work}, timeout=left if left > 0 else None)
-        except asyncio.CancelledError:
-            work.cancel()
-            raise
-        work.result()  # its exception, if any, goes to the request log as before
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception as exc:
+            if not given_up:
+                raise
+            errors_log.warning("after its deadline, %s %s failed: %r", scope["method"], route_template(scope), exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
-def _late_answer(scope: Scope):
-    def done(work: asyncio.Future) -> None:
-        if not work.cancelled() and work.exception() is not None:
-            errors_log.warning("after its deadline, %s %s failed: %r", scope["method"], route_template(scope),
-                               work.exception())
-    return done
+# The 503 answers being sent (a task needs a reference until it ends).
+_GIVEN_UP: set[asyncio.Task] = set()
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
