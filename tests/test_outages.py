@@ -511,3 +511,82 @@ def test_an_access_token_that_expires_during_the_outage_is_renewed_after_it(serv
     page.locator("#unsent", has_text="Chưa gửi: 0").wait_for(timeout=30000)
     assert ("refresh", 200) in answers and [s for name, s in answers if name == "submissions"] == [201]
     assert records(cluster, instance_id) == 1
+
+
+# -- the request deadline, on its own --------------------------------------------------------------
+
+
+def deadline_run(app, body_chunks: list[tuple[float, bytes]], environment) -> list[dict]:
+    """Run ``app`` behind :class:`api.middleware.Deadline` (timeout 0.5 s) with a body arriving as
+    ``(delay, bytes)`` chunks; returns what the client was sent."""
+    import asyncio
+
+    from api.middleware import Deadline
+
+    environment(LABOUR_ATLAS_REQUEST_TIMEOUT_SECONDS="0.5", LABOUR_ATLAS_RETRY_AFTER_SECONDS="7")
+    sent: list[dict] = []
+    chunks = list(body_chunks)
+
+    async def receive() -> dict:
+        if not chunks:
+            await asyncio.sleep(3600)
+        delay, data = chunks.pop(0)
+        await asyncio.sleep(delay)
+        return {"type": "http.request", "body": data, "more_body": bool(chunks)}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/submissions", "headers": [], "query_string": b""}
+    asyncio.run(Deadline(app)(scope, receive, send))
+    return sent
+
+
+def answer(status: int, body: bytes):
+    async def send_it(send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    return send_it
+
+
+def test_the_deadline_answers_503_for_work_that_hangs_and_drops_its_late_answer(environment):
+    import asyncio
+
+    async def hangs(scope, receive, send) -> None:
+        await receive()
+        await asyncio.sleep(1.5)  # the database answers, too late
+        await answer(201, b"stored")(send)
+
+    sent = deadline_run(hangs, [(0, b"{}")], environment)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]  # one answer, not two
+    assert sent[0]["status"] == 503 and (b"retry-after", b"7") in sent[0]["headers"]
+    assert b"database is unavailable" in sent[1]["body"]
+
+
+def test_the_deadline_counts_from_the_last_bytes_of_a_slow_upload(environment):
+    async def reads_all(scope, receive, send) -> None:
+        body = b""
+        while True:
+            m = await receive()
+            body += m["body"]
+            if not m["more_body"]:
+                break
+        await answer(201, body)(send)
+
+    # 1.2 s in all, never 0.5 s without a byte: not a hang.
+    sent = deadline_run(reads_all, [(0.3, b"a"), (0.3, b"b"), (0.3, b"c"), (0.3, b"d")], environment)
+    assert sent[0]["status"] == 201 and sent[1]["body"] == b"abcd"
+
+
+def test_the_deadline_never_cuts_an_answer_that_has_begun(environment):
+    import asyncio
+
+    async def long_download(scope, receive, send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one ", b"two ", b"three"):
+            await asyncio.sleep(0.4)
+            await send({"type": "http.response.body", "body": part, "more_body": part != b"three"})
+
+    sent = deadline_run(long_download, [(0, b"")], environment)
+    assert sent[0]["status"] == 200 and b"".join(m.get("body", b"") for m in sent[1:]) == b"one two three"
