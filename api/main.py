@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Scope
 
@@ -24,6 +25,7 @@ from api.routers import (
     auth,
     break_glass,
     dashboard,
+    exports,
     health,
     incidents,
     layers,
@@ -39,6 +41,7 @@ from api.routers import (
     units,
     users,
 )
+from etl.exports.jobs import fail_unfinished
 from geodata import data_versions
 from geodata.db import get_engine
 from geodata.logs import configure_logging
@@ -75,6 +78,9 @@ async def frozen_start_up(app: FastAPI):
     # Without a database configured, every request says so, and there is nothing to listen to.
     with suppress(RuntimeError):
         data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))
+    # Export jobs of a server that stopped will not be finished: say so to their owners.
+    with suppress(RuntimeError, SQLAlchemyError):
+        fail_unfinished(get_engine())
     yield
     data_versions.watch.stop()
     gc.unfreeze()
@@ -101,7 +107,7 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, exports):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")
