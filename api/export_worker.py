@@ -8,8 +8,9 @@ unfinished by a stopped server are marked failed at start-up
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import text
@@ -20,10 +21,14 @@ from api.deps import AuthUser
 from etl.exports.jobs import run_job
 from geodata.db import get_engine
 from geodata.errors import PermissionDenied
+from geodata.logs import get_logger
 from geodata.roles import Role
 from maps.sources import Viewer, layer_source
 
-_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-job")
+log = get_logger("exports")
+_queue: queue.Queue[str] = queue.Queue()
+_started = threading.Lock()
+_thread: threading.Thread | None = None
 
 
 def job_viewer(job: dict[str, Any]) -> Viewer:
@@ -42,6 +47,23 @@ def job_viewer(job: dict[str, Any]) -> Viewer:
     return Viewer(user.role, reader_for(user, source.limit), user.username, audit)
 
 
-def submit(job_id: str) -> Future:
-    """Queue job ``job_id`` for the worker thread."""
-    return _pool.submit(run_job, get_engine(), job_id, job_viewer)
+def _work() -> None:
+    while True:
+        job_id = _queue.get()
+        try:
+            run_job(get_engine(), job_id, job_viewer)
+        except Exception:  # run_job records its own failures; a database gone away must not end the worker
+            log.exception("export job %s could not be run", job_id)
+        finally:
+            _queue.task_done()
+
+
+def submit(job_id: str) -> None:
+    """Queue job ``job_id`` for the worker thread (started on first use; a daemon: a stopping server does not wait
+    for queued exports, which are marked failed when it starts again)."""
+    global _thread
+    with _started:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_work, name="export-jobs", daemon=True)
+            _thread.start()
+    _queue.put(job_id)
