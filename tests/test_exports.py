@@ -353,3 +353,34 @@ def test_public_units_need_no_sign_in_but_jobs_do(anonymous_client):
     assert r.status_code == 200 and [f["properties"]["code"] for f in r.json()["features"]] == ["42"]
     assert anonymous_client.post("/api/v1/exports/units", params={"format": "geojson"}).status_code == 401
     assert anonymous_client.get("/api/v1/exports/survey-records").status_code == 401
+
+
+def test_the_command_line_exports_with_filters_and_audits(seeded, records, commune, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    runner = CliRunner()
+    out = tmp_path / "hà-tĩnh.zip"
+    r = runner.invoke(cli_app, ["export", "units", "--format", "shp", "--crs", "vn2000-tm3:42", "--out", str(out),
+                                "--param", "structure=2025", "--param", "level=commune", "--param", "parent=42"])
+    assert r.exit_code == 0, r.output
+    frame = pyogrio.read_dataframe(out)
+    assert len(frame) == len(layer_rows(seeded, "units", structure="2025", level="commune", parent="42"))
+    assert frame.crs.to_epsg() == 9209 and not list(tmp_path.glob("*.part"))
+    # Survey records: a purpose, or nothing; with one, audited as the command line.
+    refused = runner.invoke(cli_app, ["export", "survey-records", "--out", str(tmp_path / "r.gpkg")])
+    assert refused.exit_code == 1 and not (tmp_path / "r.gpkg").exists()
+    r = runner.invoke(cli_app, ["export", "survey-records", "--out", str(tmp_path / "r.gpkg"), "--format", "gpkg",
+                                "--param", f"commune={commune['code']}", "--purpose", "kiểm tra dòng lệnh"])
+    assert r.exit_code == 0, r.output
+    assert set(records) <= set(pyogrio.read_dataframe(tmp_path / "r.gpkg")["instance_id"])
+    with seeded.connect() as conn:
+        audited = conn.execute(text("SELECT record_ids FROM audit_log WHERE purpose = 'kiểm tra dòng lệnh' AND actor LIKE 'cli:%'")
+                               ).scalars().all()
+    assert set(records) <= {i for ids in audited for i in ids}
+    # Bad input says which option or filter.
+    bad = runner.invoke(cli_app, ["export", "units", "--param", "level=parish"])
+    assert bad.exit_code == 1 and "--param level" in bad.output
+    bad = runner.invoke(cli_app, ["export", "units", "--format", "kml", "--crs", "EPSG:3405"])
+    assert bad.exit_code == 1 and "--crs" in bad.output
