@@ -384,3 +384,17 @@ def test_the_command_line_exports_with_filters_and_audits(seeded, records, commu
     assert bad.exit_code == 1 and "--param level" in bad.output
     bad = runner.invoke(cli_app, ["export", "units", "--format", "kml", "--crs", "EPSG:3405"])
     assert bad.exit_code == 1 and "--crs" in bad.output
+
+
+def test_rows_leave_in_chunks_never_all_at_once(seeded, records, commune, monkeypatch):
+    """Memory stays flat only if the layer hands rows on in chunks of CHUNK_ROWS (here 2), never all in one."""
+    import maps.sources.records as layer
+
+    monkeypatch.setattr(layer, "CHUNK_ROWS", 2)
+    source = SOURCES["survey-records"]
+    audited = []
+    with seeded.connect() as conn:
+        rows = source.open(conn, source.parse_filters({"commune": commune["code"]}), Viewer.operator("t", audited.append), FULL_WKB)
+        sizes = [len(c) for c in rows.chunks(conn)]
+    assert sum(sizes) == rows.count >= 5 and max(sizes) == 2
+    assert [len(a) for a in audited] == sizes  # each chunk audited before it is handed on
