@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import Scope
 
 from api.caching import IMMUTABLE, REVALIDATE
@@ -104,7 +104,10 @@ def create_app() -> FastAPI:
     # Added last, outermost: the request log sees every answer, the body limit's too. Compression sits
     # between them: it wraps every answer (errors too) and the log still counts its time.
     app.add_middleware(BodyLimit)
-    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
+    # A GeoPackage is a database file: compressing hundreds of megabytes on the fly (level 9) would cost the
+    # server more time than writing it. Zips are left alone by Starlette already.
+    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES,
+                       exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/geopackage+sqlite3"))
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
                    subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, exports):

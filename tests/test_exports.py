@@ -174,6 +174,8 @@ def test_vietnamese_is_utf8_in_the_dbf_and_the_cpg_says_so(client, records, comm
         dbf = z.read("survey_records.dbf")
         assert z.read("survey_records.cpg").decode() == "UTF-8"
     assert "Nguyễn Thị Xuất Khẩu".encode() in dbf  # UTF-8 bytes in the DBF itself, NFC
+    widths = {dbf[d:d + 11].rstrip(b"\0").decode(): dbf[d + 16] for d in range(32, dbf.index(b"\r"), 32)}
+    assert widths["instance_i"] == 36 and widths["kind"] <= len("departure")  # text fields as wide as their data
     frame, _ = read_back(r.content, "shp", tmp_path)
     assert any(n.startswith("Nguyễn Thị Xuất Khẩu") for n in frame["full_name"])
 

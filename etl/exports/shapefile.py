@@ -6,8 +6,8 @@
 - A DBF has no date-and-time or JSON type: both are text (ISO 8601, JSON).
 - Text fields grow as long values come, up to 254 bytes (DBF's limit: a longer
   text, e.g. a long review comment, is cut there; GeoPackage keeps it whole), and
-  are shrunk to the longest value when the file is closed (GDAL's ``RESIZE``), so
-  the file is no wider than its data.
+  are then narrowed to the longest value (:mod:`etl.exports.dbf`), so the file is
+  no wider than its data.
 - The .prj is written here, not by GDAL: GDAL writes ESRI's WKT dialect, which has
   no place for the datum shift, so a program reading it would pick its own
   transformation from VN-2000 to WGS 84 (PROJ may take EPSG's "(1)", ArcGIS picks
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyogrio
 
 from etl.exports.arrow import GEOMETRY, batches, schema
+from etl.exports.dbf import narrow_text_fields
 from etl.exports.fieldnames import shapefile_names
 from etl.exports.files import blocks, scratch
 from etl.exports.target import Target
@@ -51,10 +52,11 @@ def write_shapefile(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
     with scratch() as tmp:
         stem = target.layer.replace("-", "_")
         out = schema(target, names, datetimes=False)
-        reader = pa.RecordBatchReader.from_batches(out, batches(chunks, target, out))
+        longest = [0] * len(target.fields)
+        reader = pa.RecordBatchReader.from_batches(out, batches(chunks, target, out, longest))
         pyogrio.write_arrow(reader, tmp / f"{stem}.shp", driver="ESRI Shapefile", geometry_name=GEOMETRY,
-                            geometry_type=target.geometry_type, crs=target.crs.wkt(), encoding="UTF-8",
-                            layer_options={"RESIZE": "YES"})
+                            geometry_type=target.geometry_type, crs=target.crs.wkt(), encoding="UTF-8")
+        narrow_text_fields(tmp / f"{stem}.dbf", longest)
         (tmp / f"{stem}.prj").write_text(target.crs.wkt(), encoding="ascii")
         (tmp / f"{stem}.cpg").write_text("UTF-8", encoding="ascii")
         archive = tmp / f"{stem}.zip"
