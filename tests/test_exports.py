@@ -400,3 +400,26 @@ def test_rows_leave_in_chunks_never_all_at_once(seeded, records, commune, monkey
         sizes = [len(c) for c in rows.chunks(conn)]
     assert sum(sizes) == rows.count >= 5 and max(sizes) == 2
     assert [len(a) for a in audited] == sizes  # each chunk audited before it is handed on
+
+
+def test_reading_ahead_keeps_order_raises_the_readers_error_and_stops_with_the_writer():
+    from etl.exports.prefetch import ahead
+
+    closed = []
+
+    def rows(fail_at: int | None = None):
+        try:
+            for i in range(100):
+                if i == fail_at:
+                    raise ValueError("the database went away")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(ahead(rows())) == list(range(100))
+    with pytest.raises(ValueError, match="went away"):
+        list(ahead(rows(fail_at=7)))
+    stream = ahead(rows())
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # a download broken off: the reader stops and closes its cursor
+    assert closed == [True, True, True]

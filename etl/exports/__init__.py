@@ -34,6 +34,7 @@ from etl.exports.csv_table import write_csv
 from etl.exports.geojson import write_geojson
 from etl.exports.gpkg import write_gpkg
 from etl.exports.kml import write_kml
+from etl.exports.prefetch import ahead
 from etl.exports.shapefile import write_shapefile
 from etl.exports.target import Target
 from geodata.crs import OutputCrs, parse_crs
@@ -97,7 +98,7 @@ class Export:
 
         def chunks() -> Iterator[Chunk]:
             done = 0
-            for chunk in self.rows.chunks(conn):
+            for chunk in ahead(self.rows.chunks(conn)):  # the next chunk is read while this one is written
                 yield chunk
                 done += len(chunk)
                 if progress:
