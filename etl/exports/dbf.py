@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK_ROWS = 20_000
+BLOCK_ROWS = 2_000  # a few megabytes of the file in memory at a time
 DBF_TEXT_MAX = 254
 
 
