@@ -423,3 +423,23 @@ def test_reading_ahead_keeps_order_raises_the_readers_error_and_stops_with_the_w
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()  # a download broken off: the reader stops and closes its cursor
     assert closed == [True, True, True]
+
+
+def test_jobs_of_a_stopped_server_are_failed_and_a_living_ones_are_left(seeded, accounts):
+    from etl.exports.jobs import fail_unfinished, this_worker
+
+    owner = accounts.user("officer")
+    with seeded.begin() as conn:
+        ids = conn.execute(text("""
+            INSERT INTO export_job (owner_id, owner, role, layer, format, crs, worker, state, expires_at)
+            VALUES (:o, 'x', 'officer', 'units', 'gpkg', 'EPSG:4326', :gone, 'running', now() + interval '1 hour'),
+                   (:o, 'x', 'officer', 'units', 'gpkg', 'EPSG:4326', :alive, 'queued', now() + interval '1 hour')
+            RETURNING id::text"""), {"o": owner.id, "gone": this_worker().rsplit(":", 1)[0] + ":999999999",
+                                     "alive": this_worker()}).scalars().all()
+    assert fail_unfinished(seeded) >= 1
+    with seeded.connect() as conn:
+        states = dict(conn.execute(text("SELECT id::text, state FROM export_job WHERE id = ANY(CAST(:ids AS uuid[]))"),
+                                   {"ids": ids}).all())
+    assert states == {ids[0]: "failed", ids[1]: "queued"}
+    with seeded.begin() as conn:
+        conn.execute(text("DELETE FROM export_job WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})

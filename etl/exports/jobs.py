@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +37,13 @@ def create_job(conn: Connection, *, owner_id: uuid.UUID, owner: str, role: str, 
     """A queued job (the caller has already opened the export once, so its filters are known to be good)."""
     hours = get_settings().export_job_hours
     row = conn.execute(text(f"""
-        INSERT INTO export_job (owner_id, owner, role, layer, format, crs, filters, purpose, rows_total, expires_at)
-        VALUES (:owner_id, :owner, :role, :layer, :format, :crs, CAST(:filters AS jsonb), :purpose, :total,
+        INSERT INTO export_job (owner_id, owner, role, layer, format, crs, filters, purpose, worker, rows_total, expires_at)
+        VALUES (:owner_id, :owner, :role, :layer, :format, :crs, CAST(:filters AS jsonb), :purpose, :worker, :total,
                 now() + make_interval(hours => :hours))
         RETURNING {COLUMNS}"""), {"owner_id": owner_id, "owner": owner, "role": role, "layer": layer, "format": format,
                                   "crs": crs, "filters": json.dumps(filters, ensure_ascii=False, default=str),
-                                  "purpose": purpose, "total": rows_total, "hours": hours}).mappings().one()
+                                  "purpose": purpose, "worker": this_worker(), "total": rows_total,
+                                  "hours": hours}).mappings().one()
     return dict(row)
 
 
@@ -68,12 +71,35 @@ def expire_jobs(engine: Engine) -> int:
     return len(paths)
 
 
+def this_worker() -> str:
+    """The server process that runs the jobs it accepts: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(worker: str) -> bool:
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
 def fail_unfinished(engine: Engine) -> int:
-    """Jobs left queued or running by a server that stopped: failed, saying so (their owner asks again)."""
+    """Jobs left queued or running by a server process of this machine that has stopped: failed, saying so (their
+    owner asks again). Jobs of processes still running (another worker of the same server) are left to them."""
     with engine.begin() as conn:
+        open_jobs = conn.execute(text("SELECT DISTINCT worker FROM export_job WHERE state IN ('queued', 'running')")).scalars().all()
+        gone = [w for w in open_jobs if not _alive(w)]
+        if not gone:
+            return 0
         return conn.execute(text("""UPDATE export_job SET state = 'failed', finished_at = now(),
                                            error = 'the server stopped before the export was finished: ask for it again'
-                                    WHERE state IN ('queued', 'running')""")).rowcount
+                                    WHERE state IN ('queued', 'running') AND worker = ANY(:gone)"""), {"gone": gone}).rowcount
 
 
 def run_job(engine: Engine, job_id: str, viewer_of: Callable[[dict[str, Any]], Viewer]) -> None:

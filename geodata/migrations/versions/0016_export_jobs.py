@@ -24,6 +24,7 @@ def upgrade() -> None:
             crs text NOT NULL,
             filters jsonb NOT NULL DEFAULT '{}',
             purpose text,
+            worker text NOT NULL,  -- host:pid of the server process that runs it (its queue is in that process)
             state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed', 'expired')),
             rows_total bigint,
             rows_done bigint NOT NULL DEFAULT 0,
