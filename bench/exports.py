@@ -20,8 +20,8 @@ one process) and, for each data set and format:
   level as ours, so both deliver a zip), its own memory sampled the same way.
   ogr2ogr's text fields stay 80 bytes wide (a 1,000,000-record .dbf passes
   2 GB: GDAL warns and goes on); ``-lco RESIZE=YES``, which would narrow them
-  as ours are, rewrites the file row by row and took 50 s for 100,000 records
-  against 8 s without: the baseline is the faster ogr2ogr.
+  as ours are, rewrites the file row by row (ogr2ogr took 50 s for 100,000
+  records with it, 9 s without): the baseline is the faster ogr2ogr.
 
 Ours and ogr2ogr alternate (ours first for one data set, ogr2ogr first for
 the next). Goals: ours no slower than ogr2ogr (ratio ours/ogr2ogr <= 1.0) and
