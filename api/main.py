@@ -33,6 +33,7 @@ from api.routers import (
     map_pages,
     openrosa,
     pages,
+    reports,
     subjects,
     submissions,
     survey_page,
@@ -110,7 +111,7 @@ def create_app() -> FastAPI:
                        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/geopackage+sqlite3"))
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, exports):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, exports):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")
