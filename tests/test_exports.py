@@ -443,3 +443,19 @@ def test_jobs_of_a_stopped_server_are_failed_and_a_living_ones_are_left(seeded, 
     assert states == {ids[0]: "failed", ids[1]: "queued"}
     with seeded.begin() as conn:
         conn.execute(text("DELETE FROM export_job WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})
+
+
+def test_an_expired_job_has_no_file(client, seeded, environment, tmp_path):
+    environment(LABOUR_ATLAS_EXPORT_DIR=str(tmp_path / "jobs"))
+    made = client.post("/api/v1/exports/units", params={"format": "csv", "parent": "42", "level": "province", "structure": "2025"})
+    job = made.json()
+    deadline = time.monotonic() + 60
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = client.get(job["status_url"]).json()
+    assert job["state"] == "done" and client.get(job["file_url"]).status_code == 200
+    with seeded.begin() as conn:
+        conn.execute(text("UPDATE export_job SET expires_at = now() - interval '1 second' WHERE id = :id"), {"id": job["id"]})
+    assert client.get(job["file_url"]).status_code == 404
+    assert client.get(job["status_url"]).json()["state"] == "expired"
+    assert not list((tmp_path / "jobs").iterdir())  # the file is gone from the disk

@@ -133,12 +133,14 @@ for _source in SOURCES.values():
 @router.get("/api/v1/export-jobs/{job_id}", response_model=ExportJob)
 def export_job_status(conn: DbConn, user: JobOwner, job_id: str) -> dict:
     """Your export job: queued, running (rows_done of rows_total), done (file_url), failed (error) or expired."""
+    expire_jobs(get_engine())
     return _job_links(get_job(conn, job_id, user.id))
 
 
 @router.get("/api/v1/export-jobs/{job_id}/file", response_class=FileResponse)
 def export_job_file(conn: DbConn, user: JobOwner, job_id: str) -> FileResponse:
-    """The file of your finished export job (404 for anyone else's, or before it is done)."""
+    """The file of your finished export job (404 for anyone else's, before it is done, or once it has expired)."""
+    expire_jobs(get_engine())
     job = get_job(conn, job_id, user.id)
     if job["state"] != "done" or not job["file_path"]:
         raise NotFound(f"export job {job_id} has no file ({job['state']}{': ' + job['error'] if job['error'] else ''})")

@@ -63,8 +63,11 @@ def get_job(conn: Connection, job_id: str, owner_id: uuid.UUID) -> dict[str, Any
 def expire_jobs(engine: Engine) -> int:
     """Remove the files of jobs past their expiry and mark them ``expired``; returns how many."""
     with engine.begin() as conn:
-        paths = conn.execute(text("""UPDATE export_job SET state = 'expired', file_path = NULL
-                                     WHERE expires_at < now() AND state <> 'expired' RETURNING file_path""")).scalars().all()
+        # RETURNING gives the row as updated (no path): the old path comes from the CTE.
+        paths = conn.execute(text("""
+            WITH old AS (SELECT id, file_path FROM export_job WHERE expires_at < now() AND state <> 'expired' FOR UPDATE)
+            UPDATE export_job j SET state = 'expired', file_path = NULL FROM old WHERE j.id = old.id
+            RETURNING old.file_path""")).scalars().all()
     for p in paths:
         if p:
             Path(p).unlink(missing_ok=True)
