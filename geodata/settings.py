@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     boundary_max_overlap: float = Field(default=0.01, ge=0, le=1)
     boundary_max_gap: float = Field(default=0.01, ge=0, le=1)
     boundary_sliver_m2: float = Field(default=1000.0, ge=0)
+    # Exports: an export of more rows than this is not streamed by GET but
+    # made as a job (POST); a job's file is kept this many hours, under
+    # `export_dir` (default: `data_dir`/exports).
+    export_job_rows: int = Field(default=200_000, ge=1)
+    export_job_hours: int = Field(default=24, ge=1, le=24 * 30)
+    export_dir: Path | None = None
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:
@@ -171,6 +177,11 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(f"refusing to start: {problem}.\n{SECRET_ADVICE}")
         return self
+
+    @property
+    def export_files(self) -> Path:
+        """Where export jobs keep their files."""
+        return self.export_dir or self.data_dir / "exports"
 
     def require_secret(self, needed_for: str = "the server cannot sign tokens or hash national IDs") -> str:
         """The server secret; raises :class:`MissingSecret` (saying what it is ``needed_for``) when it is not set."""
