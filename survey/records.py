@@ -41,8 +41,10 @@ SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, 
        r.sex, r.departure_date, r.market, r.recruiter_licence, r.answers, r.review_status, r.review_comment,
        r.reviewed_by, r.reviewed_at,
        coalesce((SELECT json_agg(json_build_object('instance_id', d.duplicate_of, 'reason', d.reason))
-                 FROM probable_duplicate d JOIN survey_record o ON o.instance_id = d.duplicate_of
-                 WHERE d.instance_id = r.instance_id AND {reader_condition("o")}), '[]') AS probable_duplicates
+                 FROM probable_duplicate d
+                 JOIN survey_record o ON o.province_code = d.duplicate_province_code AND o.instance_id = d.duplicate_of
+                 WHERE d.province_code = r.province_code AND d.instance_id = r.instance_id
+                   AND {reader_condition("o")}), '[]') AS probable_duplicates
 FROM survey_record r
 """
 
@@ -80,7 +82,8 @@ WHERE {READER_CONDITION}
   AND (CAST(:rs AS text) IS NULL OR r.review_status = :rs)
   AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
   AND (CAST(:c AS text) IS NULL OR r.declared_commune_code = :c OR r.assigned_commune_code = :c)
-  AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id))
+  AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d
+                              WHERE d.province_code = r.province_code AND d.instance_id = r.instance_id))
   AND (NOT :flagged OR r.accuracy_flag OR r.location_mismatch OR r.mock_location OR r.location_missing_reason IS NOT NULL)
 ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset
 """)
