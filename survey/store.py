@@ -195,7 +195,7 @@ ins AS (
     -- (a claim joined on the province too: the same id twice in one statement, in two provinces, is stored once)
     FROM {checked} JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
     ON CONFLICT (province_code, instance_id) DO NOTHING
-    RETURNING province_code, instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
+    RETURNING province_code, instance_id, payload_hash, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
               structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
               location_missing_reason
 ),
@@ -262,7 +262,8 @@ SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, 
        i.mismatch_distance_m, i.accuracy_flag, i.mock_location, i.location_missing_reason,
        coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
 FROM {checked}
-LEFT JOIN ins i ON i.instance_id = c.instance_id
+-- (by province and payload too: of one id sent twice in one statement, only the stored row says so)
+LEFT JOIN ins i ON i.instance_id = c.instance_id AND i.province_code = c.province_code AND i.payload_hash = c.payload_hash
 LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
 -- The stored fingerprint, only for rows not inserted now (sent before):
 -- found through the key's province (one shard), never a scan of the table.
