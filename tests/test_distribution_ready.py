@@ -279,6 +279,21 @@ def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(at_00
                      {"n": new_id, "o": old_id})
         conn.execute(text("""INSERT INTO submission_quarantine (source, payload_text, payload_hash, reasons, commune_code)
                              VALUES ('api', '{}', 'a', '[]', :c), ('api', '{}', 'b', '[]', NULL)"""), {"c": old.code})
+    with at_0015.connect() as conn:  # what 0017 is for, as the check sees it
+        before = schema_problems(conn)
+    assert sorted(before) == sorted([
+        "survey_record_key: in the plan but not in the database",
+        "survey_record: unique index survey_record_instance (instance_id) lacks the distribution column province_code",
+        "submission_quarantine: no distribution column province_code",
+        "probable_duplicate: no distribution column province_code",
+        "submission_quarantine: primary key submission_quarantine_pkey (id) lacks the distribution column province_code",
+        ("probable_duplicate: primary key probable_duplicate_pkey (instance_id, duplicate_of) lacks the distribution column "
+        "province_code"),
+        ("probable_duplicate: foreign key probable_duplicate_instance_id_fkey (instance_id) -> survey_record (instance_id) "
+        "lacks the distribution column (province_code -> province_code)"),
+        ("probable_duplicate: foreign key probable_duplicate_duplicate_of_fkey (duplicate_of) -> survey_record (instance_id) "
+        "lacks the distribution column (province_code -> province_code)"),
+    ])
     migrate.upgrade()
     with at_0015.connect() as conn:
         assert schema_problems(conn) == []
