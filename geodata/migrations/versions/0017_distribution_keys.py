@@ -16,7 +16,8 @@ docs/scale-out.md explains it.
   province), a table whose own distribution column is ``instance_id``. A
   submission first claims its instance_id there; only a claimed row is
   stored, so the same instance_id is stored once even if a resubmission
-  names a commune of another province.
+  names a commune of another province. A record named by its instance_id
+  alone is found through the key's province and the primary key.
 - ``probable_duplicate`` carries the province of both records; its key and
   its foreign key to the newer record hold the province. The older record
   may be in another province (another shard): that side keeps its province
@@ -97,9 +98,8 @@ def upgrade() -> None:
             province_code text NOT NULL
         );
         INSERT INTO survey_record_key (instance_id, province_code) SELECT instance_id, province_code FROM survey_record;
+        -- A record named by its instance_id alone is found through the key's province and the primary key.
         DROP INDEX survey_record_instance;
-        -- Still found by instance_id alone (one shard's index each under Citus); no longer unique here.
-        CREATE INDEX survey_record_instance ON survey_record (instance_id);
         """
     )
     op.execute(
@@ -123,7 +123,6 @@ def downgrade() -> None:
         CREATE INDEX submission_quarantine_hash ON submission_quarantine (payload_hash);
         ALTER TABLE submission_quarantine DROP CONSTRAINT submission_quarantine_pkey, ADD PRIMARY KEY (id),
                                           DROP COLUMN province_code;
-        DROP INDEX survey_record_instance;
         CREATE UNIQUE INDEX survey_record_instance ON survey_record (instance_id);
         DROP TABLE survey_record_key;
         -- Links to an older record deleted since (no foreign key held them) cannot be kept under one.
