@@ -26,8 +26,8 @@ the same time: a fan-out waits for about its slowest shard, plus the merge):
 - the national count of records by kind;
 - the hot-spot input: incidents per commune of 2025 over a year, nationally.
 
-Goal: the officer's province by province and a record with its province read
-1 partition of 4. The last stdout line is ``BENCH-RESULT {json}``.
+Goal: the officer's province (by province, or by communes and province) and a
+record read through its key read 1 partition of 4. The last stdout line is ``BENCH-RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
         print(f"\n{'query':42} {'rows':>6} {'read':>6} {'one table':>9} {'partitioned':>11} {'slowest scan':>11}   (ms)")
         print("\n".join(lines))
-        print(f"\n(median of {args.repeats} EXPLAIN ANALYZE runs each; goal: the officer's province by province and a record "
-              "with its province read 1 partition)")
+        print(f"\n(median of {args.repeats} EXPLAIN ANALYZE runs each; goal: the officer's province named and a record "
+              "read through its key read 1 partition)")
         print("BENCH-RESULT " + json.dumps({"bench": "scale_out", "figures": figures}, ensure_ascii=False))
         return 0
     finally:
