@@ -139,6 +139,25 @@ def test_a_province_without_a_2025_successor_keeps_the_form_in_quarantine(seeded
     assert tuple(kept) == (UNPLACED_PROVINCE, p["instance_id"])
 
 
+def test_an_event_whose_province_has_no_2025_successor_is_refused_naming_row_and_field(seeded_copy, tmp_path):
+    from etl.recruiters import import_events
+    from etl.tables import TableImportError
+
+    with seeded_copy.begin() as conn:
+        old = conn.execute(text(OLD_COMMUNE_SQL)).one()
+        # events are placed through the commune's links (incidents too): neither the commune nor its province has one
+        conn.execute(text("DELETE FROM unit_crosswalk WHERE old_structure = 'pre2025' AND old_code IN (:c, :p)"),
+                     {"c": old.code, "p": old.old_province})
+    path = tmp_path / "su_kien.csv"
+    path.write_text(f"occurred_on,actor_name,kind,commune_code\n2025-03-10,Nguyễn Văn Môi Giới,seminar,{old.code}\n",
+                    encoding="utf-8")
+    with seeded_copy.begin() as conn, pytest.raises(TableImportError) as refused:
+        import_events(conn, path)
+    assert f"row 2, field commune_code: commune {old.code} (pre2025) has no 2025 province" in str(refused.value)
+    with seeded_copy.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM recruitment_event WHERE commune_code = :c"), {"c": old.code}).scalar() == 0
+
+
 def test_quarantined_payloads_are_kept_under_the_province_of_the_commune_they_name(client, commune, seeded):
     unknown = aspirant(commune, commune_code="99999")
     too_old = aspirant(commune, birth_year=1900)
