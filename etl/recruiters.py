@@ -195,6 +195,9 @@ def import_events(conn: Connection, path: Path) -> TableResult:
         elif r.commune is None:
             problems.append(Problem(r.n, "lon" if r.lon is not None else "commune_code",
                                     f"the place is in no commune of the {r.structure} structure"))
+        elif r.province_code is None:  # the distribution column: never stored as NULL (see docs/scale-out.md)
+            problems.append(Problem(r.n, "commune_code", f"commune {r.commune} ({r.structure}) has no 2025 province "
+                                                         "in the crosswalk: load the reference data first"))
         if r.licence_number and not r.registered:
             problems.append(Problem(r.n, "licence_number", f"licence {r.licence_number} is not in the register: import the "
                                                            "register first, or give the name as actor_name"))

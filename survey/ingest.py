@@ -197,7 +197,8 @@ def ingest(
             outcomes[r.n] = Outcome("created", r.instance_id, row_number=item.row_number, record=record)
         else:
             stored = r.stored_hash or conn.execute(
-                text("SELECT payload_hash FROM survey_record WHERE instance_id = CAST(:i AS uuid)"), {"i": r.instance_id}
+                text("SELECT r.payload_hash FROM survey_record_key k JOIN survey_record r USING (province_code, instance_id) "
+                     "WHERE k.instance_id = CAST(:i AS uuid)"), {"i": r.instance_id}
             ).scalar()
             status = "exists" if stored == r.payload_hash else "conflict"
             outcomes[r.n] = Outcome(status, r.instance_id, row_number=item.row_number)

@@ -86,6 +86,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "outside_scope": {"vi": "Xã/phường {code} nằm ngoài địa bàn của {user}", "en": "commune {code} is outside the area of {user}"},
     "outside_scope_gps": {"vi": "Xã/phường {code} (vị trí GPS ở xã/phường {assigned}) nằm ngoài địa bàn của {user}",
                           "en": "commune {code} (GPS point in commune {assigned}) is outside the area of {user}"},
+    # Not the sender's fault: the server lacks the old -> 2025 province links; the form waits in quarantine.
+    "no_province_2025": {"vi": "Xã/phường {code} ({structure}) chưa có tỉnh theo danh mục 2025 trên máy chủ: phiếu được giữ lại "
+                               "để gửi lại sau",
+                         "en": "commune {code} ({structure}) has no 2025 province in the crosswalk"},
 }
 """Code -> {"vi": template, "en": template}."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geodata.distribution import UNPLACED_PROVINCE
 from geodata.scopes import Reader, scope_condition, whole_country_condition
 from geodata.settings import get_settings
 from geodata.text import cut, storable
@@ -150,22 +151,28 @@ def quarantine_rows(conn: Connection, rejected: list[Rejected], defn: FormDefini
 
 
 # Forms already quarantined (same fingerprint, whatever became of them) are
-# not stored again: their existing id is returned.
-QUARANTINE_SQL = """
+# not stored again: their existing id is returned. The province (the
+# distribution column) is the 2025 province of the commune the payload names,
+# in the structure in force first; a payload naming no known commune has none
+# yet and is kept under '00' (geodata.distribution.UNPLACED_PROVINCE). The same
+# payload names the same commune, so the look-up for it stays in one province.
+QUARANTINE_SQL = f"""
 WITH r AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    SELECT r.*, coalesce(la_province_2025('2025', r.commune_code), la_province_2025('pre2025', r.commune_code),
+                         '{UNPLACED_PROVINCE}') AS province_code
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         n int, source text, file_name text, row_number int, instance_id text, payload_text text,
         payload_hash text, reasons jsonb, personal_removed boolean, submitted_by text, commune_code text)
 ),
 old AS (
     SELECT DISTINCT ON (r.n) r.n, q.id FROM r JOIN submission_quarantine q
-    ON q.payload_hash = r.payload_hash ORDER BY r.n, q.id
+    ON q.province_code = r.province_code AND q.payload_hash = r.payload_hash ORDER BY r.n, q.id
 ),
 new AS (
-    INSERT INTO submission_quarantine (source, file_name, row_number, instance_id, payload_text, payload_hash,
-                                       reasons, personal_removed, submitted_by, commune_code)
-    SELECT source, file_name, row_number, instance_id, payload_text, payload_hash, reasons, personal_removed,
-           submitted_by, commune_code
+    INSERT INTO submission_quarantine (province_code, source, file_name, row_number, instance_id, payload_text,
+                                       payload_hash, reasons, personal_removed, submitted_by, commune_code)
+    SELECT province_code, source, file_name, row_number, instance_id, payload_text, payload_hash, reasons,
+           personal_removed, submitted_by, commune_code
     FROM r WHERE r.n NOT IN (SELECT n FROM old) ORDER BY r.n
     RETURNING id, payload_hash
 )

@@ -30,6 +30,11 @@ def reader_condition(alias: str) -> str:
 
 READER_CONDITION = reader_condition("r")
 
+# A record named by its instance_id alone is found through the key's province
+# (survey_record_key): the primary key, and one shard under Citus.
+BY_INSTANCE_ID = """(r.province_code, r.instance_id) IN (
+    SELECT k.province_code, k.instance_id FROM survey_record_key k WHERE k.instance_id = ANY(CAST(:ids AS uuid[])))"""
+
 # Probable duplicates are listed only where the reader may see the other
 # record too: a link is itself personal data (this person was surveyed
 # there), and listing every link would let a sender probe for any national ID.
@@ -41,8 +46,10 @@ SELECT r.instance_id::text, r.province_code, r.kind, r.form_id, r.form_version, 
        r.sex, r.departure_date, r.market, r.recruiter_licence, r.answers, r.review_status, r.review_comment,
        r.reviewed_by, r.reviewed_at,
        coalesce((SELECT json_agg(json_build_object('instance_id', d.duplicate_of, 'reason', d.reason))
-                 FROM probable_duplicate d JOIN survey_record o ON o.instance_id = d.duplicate_of
-                 WHERE d.instance_id = r.instance_id AND {reader_condition("o")}), '[]') AS probable_duplicates
+                 FROM probable_duplicate d
+                 JOIN survey_record o ON o.province_code = d.duplicate_province_code AND o.instance_id = d.duplicate_of
+                 WHERE d.province_code = r.province_code AND d.instance_id = r.instance_id
+                   AND {reader_condition("o")}), '[]') AS probable_duplicates
 FROM survey_record r
 """
 
@@ -53,7 +60,7 @@ def readable_duplicates(conn: Connection, duplicates: list[dict[str, Any]], read
         return []
     ids = [str(d["instance_id"]) for d in duplicates]
     seen = set(conn.execute(
-        text(f"SELECT r.instance_id::text FROM survey_record r WHERE r.instance_id = ANY(CAST(:ids AS uuid[])) AND {READER_CONDITION}"),
+        text(f"SELECT r.instance_id::text FROM survey_record r WHERE {BY_INSTANCE_ID} AND {READER_CONDITION}"),
         {"ids": ids, **reader.params()},
     ).scalars())
     return [d for d in duplicates if str(d["instance_id"]) in seen]
@@ -70,7 +77,7 @@ def _jsonable(row: Any) -> dict[str, Any]:
 def get_record(conn: Connection, instance_id: str, reader: Reader) -> dict[str, Any] | None:
     """One record with its review state and probable duplicates, if ``reader`` may see it (personal data)."""
     row = conn.execute(
-        text(RECORD_SQL + f" WHERE r.instance_id = CAST(:i AS uuid) AND {READER_CONDITION}"), {"i": instance_id, **reader.params()}
+        text(RECORD_SQL + f" WHERE {BY_INSTANCE_ID} AND {READER_CONDITION}"), {"ids": [instance_id], **reader.params()}
     ).mappings().first()
     return _jsonable(row) if row else None
 
@@ -79,7 +86,8 @@ LIST_CONDITION = f"""{READER_CONDITION}
   AND (CAST(:rs AS text) IS NULL OR r.review_status = :rs)
   AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
   AND (CAST(:c AS text) IS NULL OR r.declared_commune_code = :c OR r.assigned_commune_code = :c)
-  AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id))
+  AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d
+                              WHERE d.province_code = r.province_code AND d.instance_id = r.instance_id))
   AND (NOT :flagged OR r.accuracy_flag OR r.location_mismatch OR r.mock_location OR r.location_missing_reason IS NOT NULL)"""
 """The records (alias ``r``) a list or an export returns: the reader's and the filters' (:func:`list_params`)."""
 
@@ -115,8 +123,8 @@ def review_record(conn: Connection, instance_id: str, status: str, comment: str 
         conn.execute(
             text(
                 f"""UPDATE survey_record r SET review_status = :s, review_comment = :c, reviewed_by = :by, reviewed_at = now()
-                    WHERE r.instance_id = CAST(:i AS uuid) AND {READER_CONDITION}"""
+                    WHERE {BY_INSTANCE_ID} AND {READER_CONDITION}"""
             ),
-            {"s": status, "c": comment, "by": reviewer, "i": instance_id, **reader.params()},
+            {"s": status, "c": comment, "by": reviewer, "ids": [instance_id], **reader.params()},
         ).rowcount
     )

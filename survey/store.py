@@ -65,7 +65,9 @@ e AS (
                'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
                'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
                'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
-           CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END AS province_code,
+           -- The distribution column: the 2025 province, also for a record of before 2025.
+           CASE WHEN st.name <> '2025' THEN px.new_code WHEN dp.level = 'province' THEN dp.code ELSE dp.parent_code END
+               AS province_code,
            -- Without a point (no GPS, and why is said) the record is counted in its declared commune.
            other.structure AS other_structure,
            CASE WHEN s.lon IS NULL OR s.lat IS NULL THEN d.code ELSE a.code END AS assigned,
@@ -94,6 +96,14 @@ e AS (
         SELECT o.structure FROM admin_unit o
         WHERE d.code IS NULL AND o.code = s.commune_code AND o.level = 'commune' LIMIT 1
     ) other ON true
+    -- Provinces were merged whole in 2025: an old province (the parent of the
+    -- declared commune's district) has one successor.
+    LEFT JOIN LATERAL (
+        SELECT x.new_code FROM unit_crosswalk x
+        WHERE st.name <> '2025' AND x.old_structure = st.name AND x.new_structure = '2025' AND x.level = 'province'
+          AND x.old_code = CASE dp.level WHEN 'province' THEN dp.code ELSE dp.parent_code END
+        ORDER BY x.area_share DESC, x.new_code LIMIT 1
+    ) px ON true
     LEFT JOIN a ON a.n = s.n
 ),
 f AS (
@@ -118,6 +128,7 @@ c AS (
             WHEN f.declared IS NULL THEN 'commune_code'
             WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN 'location'
             WHEN NOT f.in_scope THEN 'scope'
+            WHEN f.province_code IS NULL THEN 'commune_code'
         END AS error_field,
         CASE
             WHEN f.structure IS NULL THEN 'no boundary structure is valid on ' || f.local_date
@@ -131,6 +142,8 @@ c AS (
             WHEN NOT f.in_scope THEN
                 'commune ' || f.declared || coalesce(' (GPS point in commune ' || f.assigned || ')', '')
                 || ' is outside the area of ' || :submitted_by
+            WHEN f.province_code IS NULL THEN
+                'commune ' || f.declared || ' (' || f.structure || ') has no 2025 province in the crosswalk'
         END AS error_message,
         -- The same errors as codes of the message catalogue (survey.messages) with their values.
         CASE
@@ -140,6 +153,7 @@ c AS (
             WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN 'far_outside'
             WHEN NOT f.in_scope AND f.assigned IS NOT NULL AND f.assigned <> f.declared THEN 'outside_scope_gps'
             WHEN NOT f.in_scope THEN 'outside_scope'
+            WHEN f.province_code IS NULL THEN 'no_province_2025'
         END AS error_code,
         CASE
             WHEN f.structure IS NULL OR f.declared IS NULL THEN
@@ -147,6 +161,7 @@ c AS (
                                    'structure', f.structure)
             WHEN f.assigned IS NULL AND f.distance_m > :outside_m THEN jsonb_build_object('km', round(f.distance_m / 1000))
             WHEN NOT f.in_scope THEN jsonb_build_object('code', f.declared, 'assigned', f.assigned, 'user', :submitted_by)
+            WHEN f.province_code IS NULL THEN jsonb_build_object('code', f.declared, 'structure', f.structure)
         END AS error_params
     FROM f
 )
@@ -154,6 +169,17 @@ c AS (
 
 # {checked} is a relation aliased ``c`` with the columns of CHECK_SQL's ``c``.
 INSERT_SQL = """
+-- Exactly once by instance_id: a unique key must hold the distribution column
+-- (the province), so the instance_id is first claimed in survey_record_key
+-- (its own key), and only the rows whose claim was taken now are stored. A
+-- resubmission naming a commune of another province finds its instance_id
+-- claimed and is answered like any resubmission (same payload, or conflict).
+claimed AS (
+    INSERT INTO survey_record_key (instance_id, province_code)
+    SELECT instance_id, province_code FROM {checked} WHERE error_field IS NULL
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id, province_code
+),
 ins AS (
     INSERT INTO survey_record (
         province_code, instance_id, form_id, form_version, kind, collected_at, surveyor, source, structure,
@@ -166,9 +192,10 @@ ins AS (
            answers, payload_hash, :submitted_by,
            -- the review flag of a record without a point (validation made sure the reason is given)
            CASE WHEN pt IS NULL THEN coalesce(answers->>'location_missing_reason', 'other') END
-    FROM {checked} WHERE error_field IS NULL
-    ON CONFLICT (instance_id) DO NOTHING
-    RETURNING instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
+    -- (a claim joined on the province too: the same id twice in one statement, in two provinces, is stored once)
+    FROM {checked} JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
+    ON CONFLICT (province_code, instance_id) DO NOTHING
+    RETURNING province_code, instance_id, payload_hash, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
               structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
               location_missing_reason
 ),
@@ -180,36 +207,41 @@ ins AS (
 pairs AS (
     -- Against stored records: index probes (LATERAL ... OFFSET 0 is not
     -- flattened into a hash join, which would read the whole table for
-    -- every chunk of a big import).
-    SELECT n.instance_id, o.instance_id AS duplicate_of, 'national_id' AS reason, n.collected_at,
-           o.collected_at AS other_collected_at, true AS earlier
+    -- every chunk of a big import). A national ID is looked for in every
+    -- province (under Citus: every shard); a name in the declared commune
+    -- only, hence in the record's own province (one shard).
+    SELECT n.province_code, n.instance_id, o.province_code AS duplicate_province_code, o.instance_id AS duplicate_of,
+           'national_id' AS reason, n.collected_at, o.collected_at AS other_collected_at, true AS earlier
     FROM ins n CROSS JOIN LATERAL (
-        SELECT o.instance_id, o.collected_at FROM survey_record o
+        SELECT o.province_code, o.instance_id, o.collected_at FROM survey_record o
         WHERE n.id_hash IS NOT NULL AND o.kind = n.kind AND o.id_hash = n.id_hash OFFSET 0
     ) o
     UNION ALL
-    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at, true
+    SELECT n.province_code, n.instance_id, o.province_code, o.instance_id, 'name_birth_year_commune', n.collected_at,
+           o.collected_at, true
     FROM ins n CROSS JOIN LATERAL (
-        SELECT o.instance_id, o.collected_at FROM survey_record o
-        WHERE o.kind = n.kind AND o.name_folded = n.name_folded AND o.birth_year = n.birth_year
+        SELECT o.province_code, o.instance_id, o.collected_at FROM survey_record o
+        WHERE o.province_code = n.province_code
+          AND o.kind = n.kind AND o.name_folded = n.name_folded AND o.birth_year = n.birth_year
           AND o.declared_commune_code = n.declared_commune_code
           AND (o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL) OFFSET 0
     ) o
     UNION ALL
-    SELECT n.instance_id, o.instance_id, 'national_id', n.collected_at, o.collected_at,
+    SELECT n.province_code, n.instance_id, o.province_code, o.instance_id, 'national_id', n.collected_at, o.collected_at,
            (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
     FROM ins n JOIN ins o ON o.kind = n.kind AND o.id_hash = n.id_hash
     WHERE n.id_hash IS NOT NULL
     UNION ALL
-    SELECT n.instance_id, o.instance_id, 'name_birth_year_commune', n.collected_at, o.collected_at,
-           (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
-    FROM ins n JOIN ins o ON o.kind = n.kind AND o.name_folded = n.name_folded
+    SELECT n.province_code, n.instance_id, o.province_code, o.instance_id, 'name_birth_year_commune', n.collected_at,
+           o.collected_at, (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM ins n JOIN ins o ON o.province_code = n.province_code AND o.kind = n.kind AND o.name_folded = n.name_folded
          AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
     WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
 ),
 dup AS (
-    INSERT INTO probable_duplicate (instance_id, duplicate_of, reason)
-    SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.instance_id, p.duplicate_of, p.reason
+    INSERT INTO probable_duplicate (province_code, instance_id, duplicate_province_code, duplicate_of, reason)
+    SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.province_code, p.instance_id, p.duplicate_province_code,
+           p.duplicate_of, p.reason
     FROM pairs p
     WHERE p.earlier AND p.instance_id <> p.duplicate_of
       AND p.other_collected_at BETWEEN p.collected_at - make_interval(days => :window)
@@ -230,13 +262,15 @@ SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, 
        i.mismatch_distance_m, i.accuracy_flag, i.mock_location, i.location_missing_reason,
        coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
 FROM {checked}
-LEFT JOIN ins i ON i.instance_id = c.instance_id
+-- (by province and payload too: of one id sent twice in one statement, only the stored row says so)
+LEFT JOIN ins i ON i.instance_id = c.instance_id AND i.province_code = c.province_code AND i.payload_hash = c.payload_hash
 LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
 -- The stored fingerprint, only for rows not inserted now (sent before):
--- one index probe each, never a scan of the table.
+-- found through the key's province (one shard), never a scan of the table.
 LEFT JOIN LATERAL (
-    SELECT r.payload_hash FROM survey_record r
-    WHERE i.instance_id IS NULL AND c.error_field IS NULL AND r.instance_id = c.instance_id LIMIT 1
+    SELECT r.payload_hash FROM survey_record_key k
+    JOIN survey_record r ON r.province_code = k.province_code AND r.instance_id = k.instance_id
+    WHERE i.instance_id IS NULL AND c.error_field IS NULL AND k.instance_id = c.instance_id LIMIT 1
 ) r ON true
 -- A file import is told only of the rows that were not stored now (the
 -- others are counted); a request hears of every row.

@@ -213,7 +213,9 @@ def test_suppressed_aggregates_come_only_from_releases():
     for package in LAYERS:
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel in ("maps/releases.py", "maps/suppression.py", "maps/disclosure_audit.py") or "/migrations/" in rel:
+            # geodata/distribution.py names every table to place it on a cluster, and reads none.
+            if rel in ("maps/releases.py", "maps/suppression.py", "maps/disclosure_audit.py", "geodata/distribution.py") \
+                    or "/migrations/" in rel:
                 continue
             source = path.read_text(encoding="utf-8")
             if "aggregate_release_cell" in source:

@@ -8,8 +8,8 @@ from tests.helpers import using
 TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "unit_crosswalk", "survey_record", "submission_quarantine", "probable_duplicate",
           "app_user", "user_scope", "user_scope_unit", "refresh_token", "boundary_import", "boundary_import_unit",
           "aggregate_release", "aggregate_release_cell", "target", "recruiter", "recruitment_event", "incident", "data_version",
-          "unit_population"}
-HEAD = "0016"
+          "unit_population", "survey_record_key", "export_job"}
+HEAD = "0017"
 
 
 def tables(conn) -> set[str]:
