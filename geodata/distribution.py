@@ -48,10 +48,11 @@ REFERENCE: tuple[str, ...] = (
 )
 """Small tables copied to every node."""
 
-COORDINATOR: tuple[str, ...] = ("audit_log", "alembic_version")
+COORDINATOR: tuple[str, ...] = ("audit_log", "export_job", "alembic_version")
 """Tables left on the coordinator. The audit log: one entry per read (not per record) naming records of
 any province, read by actor, time or record id, never by province; append-only by triggers that Citus does
-not run on distributed tables."""
+not run on distributed tables. Export jobs: a few rows, a queue its workers claim with row locks, read by
+owner and id; a national export spans every province anyway."""
 
 
 def citus_statements() -> list[str]:
@@ -61,7 +62,8 @@ def citus_statements() -> list[str]:
     colocation group's anchor, then the rest of the group, then the key table.
     """
     out = [f"SELECT create_reference_table('{t}');" for t in REFERENCE]
-    out.append("SELECT citus_add_local_table_to_metadata('audit_log');")
+    # Local tables that refer to a reference table (export_job -> app_user) must be in Citus's metadata.
+    out += [f"SELECT citus_add_local_table_to_metadata('{t}');" for t in ("audit_log", "export_job")]
     out.append(f"SELECT create_distributed_table('{COLOCATE_WITH}', 'province_code');")
     out += [f"SELECT create_distributed_table('{t}', '{c}', colocate_with => '{COLOCATE_WITH}');"
             for t, c in DISTRIBUTED.items() if c == "province_code" and t != COLOCATE_WITH]
