@@ -273,12 +273,12 @@ VALUES (:province, :i, 'labour_survey', '1', 'aspirant', :at, 'Người khảo s
 
 
 @pytest.fixture
-def at_0015(server):
+def before_0017(server):
     from etl.reference import load_code_lists, load_crosswalk
 
     url = server.create_database()
     with using(url) as engine:
-        migrate.upgrade("0015")
+        migrate.upgrade("0016")  # the revision before 0017
         with engine.begin() as conn:
             load_code_lists(conn)
             load_crosswalk(conn)
@@ -286,9 +286,9 @@ def at_0015(server):
     server.drop_database(url)
 
 
-def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(at_0015):
+def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(before_0017):
     old_id, new_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with at_0015.begin() as conn:
+    with before_0017.begin() as conn:
         old = conn.execute(text(OLD_COMMUNE_SQL.replace("c.geom IS NOT NULL AND", ""))).one()
         new = conn.execute(text("SELECT code, parent_code FROM admin_unit WHERE structure = '2025' AND level = 'commune' "
                                 "AND parent_code = :p ORDER BY code LIMIT 1"), {"p": old.province}).one()
@@ -299,7 +299,7 @@ def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(at_00
                      {"n": new_id, "o": old_id})
         conn.execute(text("""INSERT INTO submission_quarantine (source, payload_text, payload_hash, reasons, commune_code)
                              VALUES ('api', '{}', 'a', '[]', :c), ('api', '{}', 'b', '[]', NULL)"""), {"c": old.code})
-    with at_0015.connect() as conn:  # what 0017 is for, as the check sees it
+    with before_0017.connect() as conn:  # what 0017 is for, as the check sees it
         before = schema_problems(conn)
     assert sorted(before) == sorted([
         "survey_record_key: in the plan but not in the database",
@@ -315,7 +315,7 @@ def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(at_00
         "lacks the distribution column (province_code -> province_code)"),
     ])
     migrate.upgrade()
-    with at_0015.connect() as conn:
+    with before_0017.connect() as conn:
         assert schema_problems(conn) == []
         assert stored(conn, old_id) == [(old.province, old.code)]
         assert stored(conn, new_id) == [(new.parent_code, new.code)]
@@ -325,13 +325,13 @@ def test_the_migration_moves_existing_rows_to_their_2025_province_and_back(at_00
             (new.parent_code, old.province)]
         assert conn.execute(text("SELECT province_code FROM submission_quarantine ORDER BY id")).scalars().all() == [
             old.province, UNPLACED_PROVINCE]
-    migrate.downgrade("0015")
-    with at_0015.connect() as conn:
+    migrate.downgrade("0016")
+    with before_0017.connect() as conn:
         assert stored(conn, old_id) == [(old.old_province, old.code)]
         assert stored(conn, new_id) == [(new.parent_code, new.code)]
         assert conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'survey_record_instance'")).scalar().startswith(
             "CREATE UNIQUE INDEX")
         assert conn.execute(text("SELECT instance_id::text, duplicate_of::text FROM probable_duplicate")).all() == [(new_id, old_id)]
-    with at_0015.begin() as conn:  # the foreign keys are back: deleting the older record removes the link
+    with before_0017.begin() as conn:  # the foreign keys are back: deleting the older record removes the link
         conn.execute(text("DELETE FROM survey_record WHERE instance_id = :o"), {"o": old_id})
         assert conn.execute(text("SELECT count(*) FROM probable_duplicate")).scalar() == 0
