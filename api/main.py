@@ -29,6 +29,7 @@ from api.routers import (
     layers,
     locate,
     map_pages,
+    ogc,
     openrosa,
     pages,
     subjects,
@@ -101,7 +102,7 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, ogc):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")
