@@ -4,9 +4,9 @@ GDAL/OGR, OWSLib and browsers.
 Parts 1 (core, GeoJSON, HTML, OpenAPI 3.0), 2 (coordinates in CRS84, EPSG:4326, VN-2000 and its grids) and 3
 (``/queryables``, CQL2 text filters) of the standard. Sign-in is a bearer token or HTTP Basic
 (:class:`api.access.AllowLayers`): each collection follows its layer's readers, and one a caller may not read is
-neither listed nor found (404). Reading survey records, a personal layer, needs a purpose (header
-``X-Purpose`` or parameter ``purpose``) and writes every chunk's record ids to the audit log before the
-chunk is sent.
+neither listed nor found (404). Every read of survey records, a personal layer, writes each chunk's record ids
+to the audit log before the chunk is sent, with the purpose stated (header ``X-Purpose`` or parameter
+``purpose``) or marked as not stated (:func:`purpose_of`).
 
 The items of a page are streamed: the layer's rows come chunk by chunk on a connection of the response's own,
 so a page of 10,000 features (or a GDAL client walking 100,000 by ``next`` links) holds one chunk in memory.
@@ -174,12 +174,15 @@ def layer_filters(request: Request, source: LayerSource):
 
 
 def purpose_of(request: Request) -> str:
+    """Why personal records are read: header ``X-Purpose`` or parameter ``purpose``, as on the other routes.
+
+    GIS clients cannot always send it (GDAL's OAPIF driver sends its own headers, older QGIS none): the read
+    is then still audited, record by record, with the purpose marked as not stated and the client named.
+    """
     stated = (request.query_params.get("purpose") or unquote(request.headers.get("x-purpose", ""))).strip()
-    if len(stated) < 3:
-        raise BadRequest(InvalidInput("say why you read these personal records: header X-Purpose or parameter purpose "
-                                      "(3 characters or more); it is kept in the audit log", loc=("header", "X-Purpose"),
-                                      type="missing"))
-    return stated[:500]
+    if len(stated) >= 3:
+        return stated[:500]
+    return f"not stated (OGC API Features client: {request.headers.get('user-agent', 'unknown')[:120]})"
 
 
 def viewer(request: Request, user: AuthUser | None, source: LayerSource) -> Viewer:
