@@ -391,6 +391,7 @@ def test_collection_describes_its_crs_and_queryables(world):
     assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in conformance
     api = get(world, "/api")
     assert api.status_code == 200 and "/ogc/collections/{collection_id}/items" in api.json()["paths"]
+    assert "OgcCollections" in api.json()["components"]["schemas"] and "SurveyRecord" not in api.json()["components"]["schemas"]
 
 
 # -- HTML ----------------------------------------------------------------------------------------------------------

@@ -129,21 +129,20 @@ def collection_source(collection_id: str, user: AuthUser | None) -> LayerSource:
     return source
 
 
-def extent(conn: DbConn, source: LayerSource) -> dict[str, Any]:
+def country_bbox(conn: DbConn) -> list[float]:
+    """Every layer lies in Vietnam: the extent of the provinces in force (a cheap, honest outer bound)."""
     from sqlalchemy import text
 
-    # Every layer lies in Vietnam: the extent of the provinces in force (a cheap, honest outer bound).
     box = conn.execute(text("""SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
         SELECT ST_Extent(geom_web) AS e FROM admin_unit WHERE level = 'province' AND valid_to IS NULL) x""")).one()
-    bbox = [round(v, 4) for v in box] if box[0] is not None else [102.1, 8.1, 109.5, 23.4]
-    answer: dict[str, Any] = {"spatial": {"bbox": [bbox], "crs": CRS84_URI}}
-    if source.temporal:
-        answer["temporal"] = {"interval": [[None, None]], "trs": TRS}
-    return answer
+    return [round(v, 4) for v in box] if box[0] is not None else [102.1, 8.1, 109.5, 23.4]
 
 
-def describe(request: Request, conn: DbConn, source: LayerSource) -> dict[str, Any]:
+def describe(request: Request, source: LayerSource, bbox: list[float]) -> dict[str, Any]:
     url = f"{base(request)}/collections/{source.name}"
+    extent: dict[str, Any] = {"spatial": {"bbox": [bbox], "crs": CRS84_URI}}
+    if source.temporal:
+        extent["temporal"] = {"interval": [[None, None]], "trs": TRS}
     return {
         "id": source.name, "title": source.title, "description": source.description,
         "links": [link(url, "self", "application/json", "This collection"),
@@ -152,7 +151,7 @@ def describe(request: Request, conn: DbConn, source: LayerSource) -> dict[str, A
                   link(f"{url}/items?f=html", "items", "text/html", "Its features as HTML"),
                   link(f"{url}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json",
                        "The properties a filter may name")],
-        "extent": extent(conn, source), "itemType": "feature", "crs": ogc_params.supported_crs(), "storageCrs": CRS84_URI,
+        "extent": extent, "itemType": "feature", "crs": ogc_params.supported_crs(), "storageCrs": CRS84_URI,
     }
 
 
@@ -201,7 +200,7 @@ def viewer(request: Request, user: AuthUser | None, source: LayerSource) -> View
 
 
 # -- routes ------------------------------------------------------------------------------------------------------
-@router.get("", response_model=OgcLanding, response_class=Response)
+@router.get("", response_model=OgcLanding, response_class=JSONResponse)
 def landing(request: Request, user: Caller, f: Format = None) -> Response:
     """The landing page: links to the API definition, the conformance classes and the collections."""
     url = base(request)
@@ -217,7 +216,7 @@ def landing(request: Request, user: Caller, f: Format = None) -> Response:
     return JSONResponse({"title": title, "description": description, "links": links})
 
 
-@router.get("/conformance", response_model=OgcConformance, response_class=Response)
+@router.get("/conformance", response_model=OgcConformance, response_class=JSONResponse)
 def conformance(request: Request, user: Caller, f: Format = None) -> Response:
     """The conformance classes this API implements."""
     if wants_html(request, f):
@@ -230,31 +229,49 @@ def api_definition(request: Request, user: Caller) -> Response:
     """The OpenAPI 3.0 document of the OGC API (its own paths, with each visible collection's parameters)."""
     document = request.app.openapi()
     paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith(router.prefix)}
+    schemas = document.get("components", {}).get("schemas", {})
     answer = {"openapi": "3.0.3", "info": {"title": "Labour Atlas OGC API Features", "version": document["info"]["version"]},
               "servers": [{"url": str(request.base_url).rstrip("/")}], "paths": paths,
-              "components": document.get("components", {})}
-    answer["openapi"] = "3.0.3"
-    return Response(json.dumps(answer), media_type=OPENAPI)
+              "components": {"schemas": {name: schemas[name] for name in sorted(_referenced(paths, schemas))}}}
+    return Response(json.dumps(answer, ensure_ascii=False), media_type=OPENAPI)
 
 
-@router.get("/collections", response_model=OgcCollections, response_class=Response)
+def _referenced(value: Any, schemas: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """The schemas ``value`` refers to, and those they refer to (the OGC document carries only its own)."""
+    found = set() if found is None else found
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in found and name in schemas:
+                found.add(name)
+                _referenced(schemas[name], schemas, found)
+        for v in value.values():
+            _referenced(v, schemas, found)
+    elif isinstance(value, list):
+        for v in value:
+            _referenced(v, schemas, found)
+    return found
+
+
+@router.get("/collections", response_model=OgcCollections, response_class=JSONResponse)
 def collections(request: Request, conn: DbConn, user: Caller, f: Format = None) -> Response:
     """The collections the caller may read (without sign-in: the public ones)."""
     url = f"{base(request)}/collections"
     answer = {"links": [link(url, "self", "application/json", "The collections"),
                         link(f"{url}?f=html", "alternate", "text/html", "The collections as HTML")],
-              "collections": [describe(request, conn, s) for s in visible(user)]}
+              "collections": [describe(request, s, bbox) for bbox in [country_bbox(conn)] for s in visible(user)]}
     if wants_html(request, f):
         return page(request, "Collections", answer["links"] + [link(f"{url}/{c['id']}?f=html", "collection", None, c["title"])
                                                                for c in answer["collections"]])
     return JSONResponse(answer)
 
 
-@router.get("/collections/{collection_id}", response_model=OgcCollection, response_class=Response)
+@router.get("/collections/{collection_id}", response_model=OgcCollection, response_class=JSONResponse)
 def collection(request: Request, conn: DbConn, user: Caller, collection_id: str, f: Format = None) -> Response:
     """One collection: its extent, the CRSs it can be read in, its links."""
     source = collection_source(collection_id, user)
-    answer = describe(request, conn, source)
+    answer = describe(request, source, country_bbox(conn))
     if wants_html(request, f):
         facts = [("Filters (query parameters)", ", ".join(source.filters.model_fields) or "none"),
                  ("CRS", ", ".join(answer["crs"]))]
@@ -262,7 +279,7 @@ def collection(request: Request, conn: DbConn, user: Caller, collection_id: str,
     return JSONResponse(answer)
 
 
-@router.get("/collections/{collection_id}/queryables", response_model=OgcQueryables, response_class=Response)
+@router.get("/collections/{collection_id}/queryables", response_model=OgcQueryables, response_class=JSONResponse)
 def queryables(request: Request, user: Caller, collection_id: str, f: Format = None) -> Response:
     """The properties a ``filter`` may name, as a JSON Schema (with the geometry)."""
     source = collection_source(collection_id, user)
