@@ -373,6 +373,8 @@ def test_crs_by_reference_uses_the_pinned_vn2000_pipeline(world, code):
         assert np.abs(got[:, 0] - lat).max() < 0.01 and np.abs(got[:, 0] - lat).max() > 1e-6
     else:
         assert np.allclose(got, np.column_stack([x, y]), atol=1e-4) and (got[:, 0] > 100_000).all()
+    short = get(world, "/collections/incidents/items", police, limit=1000, crs=f"EPSG:{code}")
+    assert short.headers["content-crs"] == f"<{uri}>" and short.json()["features"] == r.json()["features"]
     assert get(world, "/collections/incidents/items", police).headers["content-crs"] == \
         "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
 
