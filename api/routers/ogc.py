@@ -23,7 +23,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -395,7 +395,8 @@ def items(request: Request, conn: DbConn, user: Caller, collection_id: str,
         template = templates.get_template("ogc.html")
         body = template.generate(title=f"{source.title}: features {start + 1}–{start + returned} of {rows.count}",
                                  description=source.description, links=links, facts=[], columns=["id", *columns],
-                                 rows=table, row_links=lambda fid: f"{base(request)}/collections/{source.name}/items/{fid}?f=html")
+                                 rows=table,
+                                 row_links=lambda fid: f"{base(request)}/collections/{source.name}/items/{quote(str(fid), safe=':')}?f=html")
         return StreamingResponse(body, media_type="text/html; charset=utf-8", headers=headers)
 
     def geojson() -> Iterator[str]:
