@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from api.caching import IMMUTABLE, REVALIDATE
 from api.errors import install_error_handlers
-from api.middleware import BodyLimit, RequestLog
+from api.middleware import BodyLimit, Deadline, RequestLog
 from api.routers import (
     aggregates,
     audit,
@@ -32,6 +32,7 @@ from api.routers import (
     ogc,
     openrosa,
     pages,
+    reports,
     subjects,
     submissions,
     survey_page,
@@ -100,9 +101,11 @@ def create_app() -> FastAPI:
     # between them: it wraps every answer (errors too) and the log still counts its time.
     app.add_middleware(BodyLimit)
     app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
+    # Inside the log: a request given up on is logged with its 503.
+    app.add_middleware(Deadline)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, ogc):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, ogc):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")

@@ -27,6 +27,10 @@ class Out(BaseModel):
 # -- health --------------------------------------------------------------------------
 class Health(Out):
     status: Literal["ok", "unavailable"]
+    # The dependencies that fail now, by name ("database", "postgis", "schema"); empty when all is well.
+    down: list[str] = []
+    # Each dependency and what was found: "ok", a version, or why it fails.
+    dependencies: dict[str, str] = {}
     database: str
     postgis: str | None = None
     admin_units: int | None = None
