@@ -12,7 +12,7 @@ The items of a page are streamed: the layer's rows come chunk by chunk on a conn
 so a page of 10,000 features (or a GDAL client walking 100,000 by ``next`` links) holds one chunk in memory.
 Where a layer is read by SQL (units, incidents, survey records) ``bbox``, ``datetime`` and ``filter`` are a
 WHERE in that SQL; aggregate layers (coverage, hot spots, counts, recruiters), computed in memory, are
-filtered after they are computed and before they are paged, on their web polygons.
+filtered after they are computed and before they are paged, on the full polygons this API answers with.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Where:
     Layers read by SQL (``LayerSource.sql_where``) apply it in their SQL (:func:`where_sql`): their select
     is wrapped as ``x``, which has the fields by name, ``x._id`` the row's id and ``x._geom`` its geometry
     (WGS 84). Layers computed in memory (aggregates) are filtered by :meth:`test` after they are computed and
-    before they are paged (:meth:`LayerSource.open`), on the geometry they give (the web copy of polygons).
+    before they are paged (:meth:`LayerSource.open`), on the geometry they are opened with (the shape asked for).
     """
 
     filter: Filter | None = None
