@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from api.deps import AuthUser, CurrentUser
+from api.deps import AuthUser, CurrentUser, get_current_user
 from api.security.signin import authenticate
 from geodata.db import get_engine
 from geodata.errors import PermissionDenied
@@ -110,6 +110,41 @@ class AllowBasic(Allow):
                       "disabled": "this account is disabled"}.get(result.status, "incorrect username or password")
             raise self.challenge(reason)
         return self.check(AuthUser(result.user_id, username.strip().lower(), Role(result.role)))
+
+
+class AllowLayers(Allow):
+    """The rule of the routes that serve every layer (OGC API Features, ``/ogc``): signed in by bearer token
+    or by HTTP Basic (what QGIS's authentication manager and GDAL send), or not signed in at all.
+
+    Each layer then follows its own readers (:func:`layer_rule`, :meth:`LayerSource.may_read`): a layer the
+    caller may not read is not listed and answers 404; without sign-in only public layers (the units) are
+    there, and the others answer 401 with a Basic challenge, so a client holding a password sends it.
+    Wrong credentials are 401, never a silent downgrade to the public layers.
+    """
+
+    basic = AllowBasic(*ALL_ROLES, limit="area")
+
+    def __init__(self) -> None:
+        super().__init__(*ALL_ROLES, limit="area")
+
+    async def __call__(self, request: Request) -> AuthUser | None:  # type: ignore[override]
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if not header.strip():
+            return None
+        if scheme.lower() == "basic":
+            return await self.basic(request)
+        if scheme.lower() == "bearer" and value.strip():
+            return await run_in_threadpool(_bearer_user, value.strip())
+        raise self.basic.challenge("sign in with HTTP Basic (username and password) or a bearer token")
+
+    def __repr__(self) -> str:
+        return "AllowLayers(each layer's readers; bearer or Basic, public layers without sign-in)"
+
+
+def _bearer_user(token: str) -> AuthUser:
+    with get_engine().connect() as conn:
+        return get_current_user(conn, token)
 
 
 def _check_password(username: str, password: str):

@@ -31,6 +31,7 @@ from api.routers import (
     layers,
     locate,
     map_pages,
+    ogc,
     openrosa,
     pages,
     reports,
@@ -113,7 +114,7 @@ def create_app() -> FastAPI:
     app.add_middleware(Deadline)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, exports):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, exports, ogc):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")

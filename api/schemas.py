@@ -618,3 +618,55 @@ class ExportJob(Out):
     expires_at: str
     status_url: str
     file_url: str | None = None
+
+
+# -- OGC API Features (/ogc) -----------------------------------------------------------------
+class OgcLink(Out):
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+class OgcLanding(Out):
+    title: str
+    description: str
+    links: list[OgcLink]
+
+
+class OgcConformance(Out):
+    conformsTo: list[str]  # noqa: N815 (the standard's name)
+
+
+class OgcExtent(Out):
+    spatial: dict[str, Any]
+    temporal: dict[str, Any] | None = None
+
+
+class OgcCollection(Out):
+    id: str
+    title: str
+    description: str
+    links: list[OgcLink]
+    extent: OgcExtent
+    itemType: Literal["feature"] = "feature"  # noqa: N815
+    crs: list[str]
+    storageCrs: str  # noqa: N815
+
+
+class OgcCollections(Out):
+    links: list[OgcLink]
+    collections: list[OgcCollection]
+
+
+class OgcQueryables(Out):
+    """A JSON Schema of the properties a filter may name (OGC API Features Part 3)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_: str = Field(alias="$schema", serialization_alias="$schema")
+    id_: str = Field(alias="$id", serialization_alias="$id")
+    type: Literal["object"] = "object"
+    title: str
+    properties: dict[str, dict[str, Any]]
+    additionalProperties: bool = False  # noqa: N815

@@ -41,7 +41,7 @@ FILTER_SQL = """i.occurred_on BETWEEN :start AND :end
   AND (CAST(:types AS text[]) IS NULL OR i.type = ANY(CAST(:types AS text[])))
   AND (CAST(:statuses AS text[]) IS NULL OR i.status = ANY(CAST(:statuses AS text[])))"""
 
-POINTS_SQL = f"""
+POINTS_SELECT = f"""
 SELECT i.incident_id, i.type, i.occurred_on, i.persons_affected, i.status, i.source, i.structure, i.commune_code,
        i.province_code, c.name AS commune_name, CASE WHEN i.geom IS NOT NULL THEN 'point' ELSE 'commune' END AS located_by,
        {{geometry}} AS geometry
@@ -49,7 +49,8 @@ FROM incident i
 LEFT JOIN admin_unit c ON c.structure = i.structure AND c.code = i.commune_code
 WHERE {FILTER_SQL}
   AND (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("i.commune_code", "i.structure")})
-ORDER BY i.occurred_on DESC, i.incident_id
+"""
+POINTS_SQL = POINTS_SELECT + """ORDER BY i.occurred_on DESC, i.incident_id
 LIMIT :limit OFFSET :offset
 """
 """Incidents of the reader's area, newest first (``:limit`` NULL for all, after ``:offset``); ``{geometry}`` is the SQL of the

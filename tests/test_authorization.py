@@ -26,10 +26,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.access import PUBLIC, Allow, AllowBasic, app_route_rules
+from api.access import PUBLIC, Allow, AllowBasic, AllowLayers, app_route_rules
 from api.main import create_app
 from geodata.roles import Role
 from maps.releases import last_closed_period
+from maps.sources import SOURCES
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
 from tests.payloads import answers, aspirant, instance_xml
@@ -146,6 +147,7 @@ class Case:
     call: Call
     inside: Callable[[httpx.Response, World], bool]
     outside: Callable[[httpx.Response, World], bool]
+    layer: str | None = None  # routes of every layer (OGC API): the layer the call reads, whose readers decide
 
 
 def ok(r, w) -> bool:
@@ -448,6 +450,18 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/export-jobs/{job_id}"): Case(a_job_of("status"), own_job, own_job),
     ("GET", "/api/v1/export-jobs/{job_id}/file"): Case(a_job_of("file"), own_job, own_job),
     ("HEAD", "/openrosa/submission"): same(odk_head),
+    ("GET", "/ogc"): same(get("/ogc")),
+    ("GET", "/ogc/conformance"): same(get("/ogc/conformance")),
+    ("GET", "/ogc/api"): same(get("/ogc/api")),
+    ("GET", "/ogc/collections"): Case(get("/ogc/collections"), ok, ok),
+    ("GET", "/ogc/collections/{collection_id}"): Case(get("/ogc/collections/incidents"), ok, ok, layer="incidents"),
+    ("GET", "/ogc/collections/{collection_id}/queryables"): Case(get("/ogc/collections/survey-records/queryables"), ok, ok,
+                                                                 layer="survey-records"),
+    ("GET", "/ogc/collections/{collection_id}/items"): Case(get("/ogc/collections/survey-records/items", limit=10000),
+                                                            listed("record_id"), not_listed("record_id"), layer="survey-records"),
+    ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): Case(
+        get("/ogc/collections/incidents/items/{w.incident_id}"), listed("incident_id"), lambda r, w: r.status_code == 404,
+        layer="incidents"),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }
 
@@ -479,6 +493,9 @@ def test_route_matrix(world, route):
                 failures.append(f"{role.value}: {r.status_code}, anonymous: {anonymous.status_code}")
         assert failures == [], route
         return
+    if isinstance(rule, AllowLayers):
+        check_layer_route(world, case, anonymous)
+        return
     assert isinstance(rule, Allow)
     assert anonymous.status_code == 401, f"anonymous: {anonymous.status_code}"
     challenge = "Basic" if isinstance(rule, AllowBasic) else "Bearer"
@@ -494,6 +511,37 @@ def test_route_matrix(world, route):
                 right = case.outside(r, world)
             if not right:
                 failures.append(f"{role.value} ({side}side): {r.status_code} {r.text[:200]}")
+    assert failures == []
+
+
+def check_layer_route(world: World, case: Case, anonymous: httpx.Response) -> None:
+    """A route of every layer (OGC API): the layer's readers decide. Without sign-in a public layer (or no layer)
+    answers, another is 401 with a Basic challenge; a role that may not read the layer gets 404 (it is not
+    listed either); a reader gets what its area holds."""
+    source = SOURCES[case.layer] if case.layer else None
+    if source is None or source.readers is None:
+        assert case.inside(anonymous, world), f"anonymous: {anonymous.status_code}"
+    else:
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Basic")
+    failures = []
+    for role in Role:
+        for side in ("in", "out"):
+            user = world.users[role.value, side]
+            r = case.call(world, user)
+            if source is not None and not source.may_read(role):
+                right = r.status_code == 404
+            else:
+                right = case.inside(r, world) if side == "in" else case.outside(r, world)
+            if not right:
+                failures.append(f"{role.value} ({side}side): {r.status_code} {r.text[:200]}")
+            # The same with HTTP Basic, as QGIS signs in.
+            r = world.client.get(r.request.url, headers={**basic(user), "X-Purpose": "authorization matrix"})
+            if source is not None and not source.may_read(role):
+                right = r.status_code == 404
+            else:
+                right = case.inside(r, world) if side == "in" else case.outside(r, world)
+            if not right:
+                failures.append(f"{role.value} ({side}side, Basic): {r.status_code} {r.text[:200]}")
     assert failures == []
 
 

@@ -14,7 +14,7 @@ small-count protection and the audit of personal reads are written once per laye
 from __future__ import annotations
 
 from geodata.errors import NotFound
-from maps.sources.base import ALL, FULL_WKB, WEB, Chunk, FieldSpec, Filters, LayerSource, Page, Rows, Shape, Viewer
+from maps.sources.base import ALL, FULL_WKB, WEB, Chunk, FieldSpec, Filters, LayerSource, Page, Rows, Shape, Viewer, Where
 from maps.sources.coverage import COVERAGE
 from maps.sources.hotspots import EMERGING, HOTSPOTS
 from maps.sources.incidents import INCIDENT_COUNT_LAYER, INCIDENTS
@@ -35,4 +35,4 @@ def layer_source(name: str) -> LayerSource:
 
 
 __all__ = ["ALL", "FULL_WKB", "SOURCES", "WEB", "Chunk", "FieldSpec", "Filters", "LayerSource", "Page", "Rows", "Shape",
-           "Viewer", "layer_source"]
+           "Viewer", "Where", "layer_source"]

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, text
 
+from geodata.cql2 import Filter
 from geodata.errors import InvalidInput, PermissionDenied
 from geodata.roles import Role
 from geodata.scopes import Reader
@@ -74,6 +75,54 @@ class Page:
 
 
 ALL = Page()
+
+
+@dataclass(frozen=True)
+class Where:
+    """A condition on a layer's rows beside its filters: a CQL2 ``filter`` (with the OGC API's ``bbox`` and
+    ``datetime`` folded in) and/or only the rows with these ``ids``.
+
+    Layers read by SQL (``LayerSource.sql_where``) apply it in their SQL (:func:`where_sql`): their select
+    is wrapped as ``x``, which has the fields by name, ``x._id`` the row's id and ``x._geom`` its geometry
+    (WGS 84). Layers computed in memory (aggregates) are filtered by :meth:`test` after they are computed and
+    before they are paged (:meth:`LayerSource.open`), on the geometry they are opened with (the shape asked for).
+    """
+
+    filter: Filter | None = None
+    ids: tuple[str, ...] | None = None
+
+    def sql(self, alias: str = "x") -> tuple[str, dict[str, Any]]:
+        parts, params = [], {}
+        if self.filter is not None:
+            condition, params = self.filter.sql(lambda name: f'{alias}."{name}"', f"{alias}._geom")
+            parts.append(condition)
+        if self.ids is not None:
+            parts.append(f"{alias}._id = ANY(CAST(:where_ids AS text[]))")
+            params["where_ids"] = list(self.ids)
+        return " AND ".join(parts) or "TRUE", params
+
+    def test(self, fid: Any, properties: dict[str, Any], geometry: Any) -> bool:
+        if self.ids is not None and str(fid) not in self.ids:
+            return False
+        if self.filter is None:
+            return True
+        shape = None
+        if geometry is not None and self.filter.spatial:
+            import shapely
+            import shapely.geometry
+
+            shape = shapely.from_wkb(geometry) if isinstance(geometry, bytes) else shapely.geometry.shape(geometry)
+        return self.filter.test(properties, shape)
+
+
+def where_sql(select: str, fields: Sequence[FieldSpec], where: Where, order: str) -> tuple[str, str, dict[str, Any]]:
+    """The count and the rows of a layer's ``select`` (its fields by name, ``geometry``, ``_id`` and ``_geom``)
+    that pass ``where``, the rows in ``order`` (over ``x``) and paged by ``:limit`` / ``:offset``; and the
+    parameters of the condition."""
+    condition, params = where.sql("x")
+    columns = ", ".join(f'x."{f.name}"' for f in fields)
+    return (f"SELECT count(*) FROM ({select}) x WHERE {condition}",
+            f"SELECT {columns}, x.geometry FROM ({select}) x WHERE {condition} {order} LIMIT :limit OFFSET :offset", params)
 
 
 @dataclass(frozen=True)
@@ -150,6 +199,7 @@ class LayerSource:
     personal: bool = False
     temporal: str | None = None  # the field that dates a row, where there is one
     extra: dict[str, Any] = field(default_factory=dict)
+    sql_where: bool = False  # the opener takes a Where and applies it in SQL (else rows are filtered in memory)
 
     def may_read(self, role: Role | None) -> bool:
         return self.readers is None or role in self.readers
@@ -158,15 +208,35 @@ class LayerSource:
         """Filters from ``{parameter: value}`` (values as text, lists for repeated ones), as the route reads them."""
         return self.filters.model_validate(values)
 
-    def open(self, conn: Connection, filters: Filters, viewer: Viewer, shape: Shape = WEB, page: Page = ALL) -> Rows:
-        """The rows ``viewer`` may read with ``filters`` (``page`` of them; ``count`` is of all that match);
-        raises :class:`InvalidInput` naming a wrong filter, :class:`PermissionDenied` for a role that may not read it."""
+    def open(self, conn: Connection, filters: Filters, viewer: Viewer, shape: Shape = WEB, page: Page = ALL,
+             where: Where | None = None) -> Rows:
+        """The rows ``viewer`` may read with ``filters`` and ``where`` (``page`` of them; ``count`` is of all that
+        match); raises :class:`InvalidInput` naming a wrong filter, :class:`PermissionDenied` for a role that may
+        not read it."""
         if not self.may_read(viewer.role):
             raise PermissionDenied(f"the {self.name} layer is for the role {' or '.join(r.value for r in self.readers or ())}; "
                                    f"yours is {viewer.role.value if viewer.role else 'none (not signed in)'}")
         if self.personal and viewer.audit is None:
             raise RuntimeError(f"the {self.name} layer holds personal data: it is read only with an audit of the read")
-        return self.opener(conn, filters, viewer, shape, page)
+        if where is None:
+            return self.opener(conn, filters, viewer, shape, page)
+        if self.sql_where:
+            return self.opener(conn, filters, viewer, shape, page, where)
+        return _filtered(conn, self.opener(conn, filters, viewer, shape, ALL), where, self.fields, page)
+
+
+def _filtered(conn: Connection, rows: Rows, where: Where, fields: Sequence[FieldSpec], page: Page) -> Rows:
+    """The rows of an aggregate layer (computed in memory) that pass ``where``, then the ``page`` of them."""
+    kept = [(fid, props, geometry) for chunk in rows.chunks(conn)
+            for fid, props, geometry in zip(chunk.ids, _properties(chunk), chunk.geometry, strict=True)
+            if where.test(fid, props, geometry)]
+    return Rows(rows.members, len(kept), in_chunks(fields, kept, page))
+
+
+def _properties(chunk: Chunk) -> Iterator[dict[str, Any]]:
+    names = list(chunk.columns)
+    for i in range(len(chunk)):
+        yield {n: chunk.columns[n][i] for n in names}
 
 
 # -- helpers the layers share ----------------------------------------------------------------

@@ -16,7 +16,7 @@ from geodata.roles import Role
 from geodata.scopes import scope_condition
 from geodata.structures import Level, Structure
 from maps.hotspots import parse_dates
-from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SQL, IncidentFilter, incident_counts, incident_k
+from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SELECT, POINTS_SQL, IncidentFilter, incident_counts, incident_k
 from maps.periods import EXAMPLES, Period
 from maps.releases import aggregate_view
 from maps.sources.base import (
@@ -29,10 +29,12 @@ from maps.sources.base import (
     Rows,
     Shape,
     Viewer,
+    Where,
     check_level,
     geometry_sql,
     in_chunks,
     unit_shapes,
+    where_sql,
 )
 from maps.sources.units import ParentCode
 
@@ -77,11 +79,18 @@ POINT_FIELDS = (
 )
 
 
-def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: Shape, page: Page) -> Rows:
+def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: Shape, page: Page, where: Where | None = None) -> Rows:
     flt = f.incident_filter()
-    sql = POINTS_SQL.format(geometry=geometry_sql(POINT_SQL, shape, 6))
     params = {**flt.params(), **viewer.reader.params(), **page.params()}
-    count = conn.execute(text(f"SELECT count(*) FROM ({sql}) x"), {**params, "limit": None, "offset": 0}).scalar_one()
+    if where is None:
+        sql = POINTS_SQL.format(geometry=geometry_sql(POINT_SQL, shape, 6))
+        count = conn.execute(text(f"SELECT count(*) FROM ({sql}) x"), {**params, "limit": None, "offset": 0}).scalar_one()
+    else:
+        # The placeholder is followed by "AS geometry": the id and the point come before it.
+        inner = POINTS_SELECT.format(geometry=f"i.incident_id AS _id, {POINT_SQL} AS _geom, {geometry_sql(POINT_SQL, shape, 6)}")
+        count_sql, sql, where_params = where_sql(inner, POINT_FIELDS, where, "ORDER BY x.occurred_on DESC, x.incident_id")
+        params = {**params, **where_params}
+        count = conn.execute(text(count_sql), params).scalar_one()
 
     def chunks(c: Connection) -> Iterator[Chunk]:
         result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(text(sql), params)
@@ -98,7 +107,7 @@ INCIDENTS = LayerSource(
     name="incidents", title="Incidents", description="Reports of illegal brokerage, recruitment fraud, trafficking and "
     "irregular departure of your area, each at its point (or its commune's): a count of persons affected, never a name",
     readers=POINT_READERS, limit="area", filters=IncidentFilters, fields=POINT_FIELDS, geometry_type="Point",
-    opener=open_incidents, temporal="occurred_on")
+    opener=open_incidents, temporal="occurred_on", sql_where=True)
 
 
 class IncidentCountFilters(IncidentFilters):

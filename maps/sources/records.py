@@ -19,7 +19,21 @@ from pydantic import Field
 from sqlalchemy import Connection, text
 
 from geodata.roles import Role
-from maps.sources.base import CHUNK_ROWS, Chunk, FieldSpec, FieldType, Filters, LayerSource, Page, Rows, Shape, Viewer, geometry_sql
+from maps.sources.base import (
+    CHUNK_ROWS,
+    Chunk,
+    FieldSpec,
+    FieldType,
+    Filters,
+    LayerSource,
+    Page,
+    Rows,
+    Shape,
+    Viewer,
+    Where,
+    geometry_sql,
+    where_sql,
+)
 from survey.definition import FORM, RecordKind
 from survey.ingest import NOT_IN_ANSWERS
 from survey.records import LIST_CONDITION, LIST_ORDER, ReviewStatus, list_params
@@ -90,13 +104,20 @@ GEOMETRY_IS_PERSONAL = True
 """The point is where a person was interviewed (at home, mostly)."""
 
 
-def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shape, page: Page) -> Rows:
+def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shape, page: Page, where: Where | None = None) -> Rows:
     params = list_params(review_status=f.review_status, kind=f.kind, commune=f.commune, duplicates_only=f.duplicates_only,
                          flagged_only=f.flagged_only, reader=viewer.reader)
-    count = conn.execute(text(f"SELECT count(*) FROM survey_record r WHERE {LIST_CONDITION}"), params).scalar_one()
     columns_sql = ",\n       ".join(f"{sql} AS {spec.name}" for spec, sql in OWN + ANSWERS)
-    sql = text(f"""SELECT {columns_sql}, {geometry_sql("r.geom", shape, 7)} AS geometry
-                   FROM survey_record r WHERE {LIST_CONDITION} {LIST_ORDER} LIMIT :limit OFFSET :offset""")
+    select = f"SELECT {columns_sql}, {geometry_sql('r.geom', shape, 7)} AS geometry"
+    if where is None:
+        count_sql = f"SELECT count(*) FROM survey_record r WHERE {LIST_CONDITION}"
+        rows_sql = f"{select} FROM survey_record r WHERE {LIST_CONDITION} {LIST_ORDER} LIMIT :limit OFFSET :offset"
+    else:
+        inner = f"{select}, r.instance_id::text AS _id, r.geom AS _geom FROM survey_record r WHERE {LIST_CONDITION}"
+        count_sql, rows_sql, where_params = where_sql(inner, FIELDS, where, "ORDER BY x.submitted_at DESC, x.instance_id")
+        params = {**params, **where_params}
+    count = conn.execute(text(count_sql), params).scalar_one()
+    sql = text(rows_sql)
     audit = viewer.audit
     assert audit is not None  # LayerSource.open refuses a personal read without one
 
@@ -115,4 +136,5 @@ def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shap
 RECORDS = LayerSource(
     name="survey-records", title="Survey records", description="Survey records of your area with their personal fields "
     "(officers only; every read is written to the audit log with its purpose)", readers=(Role.officer,), limit="area",
-    filters=RecordFilters, fields=FIELDS, geometry_type="Point", opener=open_records, personal=True, temporal="collected_at")
+    filters=RecordFilters, fields=FIELDS, geometry_type="Point", opener=open_records, personal=True, temporal="collected_at",
+    sql_where=True)

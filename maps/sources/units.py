@@ -12,7 +12,21 @@ from sqlalchemy import Connection, text
 from geodata.structures import Level, Structure
 from geodata.text import fold
 from geodata.units import current_structure
-from maps.sources.base import CHUNK_ROWS, Chunk, FieldSpec, Filters, LayerSource, Page, Rows, Shape, Viewer, check_level, geometry_sql
+from maps.sources.base import (
+    CHUNK_ROWS,
+    Chunk,
+    FieldSpec,
+    Filters,
+    LayerSource,
+    Page,
+    Rows,
+    Shape,
+    Viewer,
+    Where,
+    check_level,
+    geometry_sql,
+    where_sql,
+)
 
 ParentCode = Annotated[str | None, Field(pattern=r"^[0-9]{2,5}$", description="Only the units under this one (and itself)")]
 
@@ -44,18 +58,25 @@ WHERE = """u.structure = :structure
   AND (CAST(:folded AS text) IS NULL OR u.name_folded LIKE '%' || :folded || '%')"""
 
 
-def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, page: Page) -> Rows:
+def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, page: Page, where: Where | None = None) -> Rows:
     structure = f.structure.value if f.structure else current_structure(conn)
     if f.level is not None:
         check_level(Structure(structure), f.level)
     q = (f.q or "").strip()
     params = {"structure": structure, "level": f.level.value if f.level else None, "parent": f.parent,
               "code_prefix": q + "%" if q.isdigit() else None, "folded": fold(q) if q and not q.isdigit() else None}
-    count = conn.execute(text(f"SELECT count(*) FROM admin_unit u WHERE {WHERE}"), params).scalar_one()
     column = "u.geom_web" if shape.detail == "web" else "u.geom"
-    sql = text(f"""SELECT u.code, u.name, u.unit_type, u.level, u.parent_code, u.structure, u.valid_from, u.valid_to,
-                          u.geom_quality, u.geom_source, {geometry_sql(column, shape, 6, multi=True)} AS geometry
-                   FROM admin_unit u WHERE {WHERE} ORDER BY u.code LIMIT :limit OFFSET :offset""")
+    select = f"""SELECT u.code, u.name, u.unit_type, u.level, u.parent_code, u.structure, u.valid_from, u.valid_to,
+                        u.geom_quality, u.geom_source, {geometry_sql(column, shape, 6, multi=True)} AS geometry"""
+    if where is None:
+        count_sql = f"SELECT count(*) FROM admin_unit u WHERE {WHERE}"
+        rows_sql = f"{select} FROM admin_unit u WHERE {WHERE} ORDER BY u.code LIMIT :limit OFFSET :offset"
+    else:
+        inner = f"{select}, u.structure || ':' || u.code AS _id, u.geom AS _geom FROM admin_unit u WHERE {WHERE}"
+        count_sql, rows_sql, where_params = where_sql(inner, FIELDS, where, "ORDER BY x.code")
+        params = {**params, **where_params}
+    count = conn.execute(text(count_sql), params).scalar_one()
+    sql = text(rows_sql)
 
     def chunks(c: Connection) -> Iterator[Chunk]:
         result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
@@ -71,4 +92,5 @@ def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, p
 UNITS = LayerSource(
     name="units", title="Administrative units", description="Provinces, districts (before 2025) and communes of either "
     "boundary structure, with their polygons; approximate communes are marked geom_quality = approximate",
-    readers=None, limit="none", filters=UnitFilters, fields=FIELDS, geometry_type="MultiPolygon", opener=open_units)
+    readers=None, limit="none", filters=UnitFilters, fields=FIELDS, geometry_type="MultiPolygon", opener=open_units,
+    sql_where=True)
