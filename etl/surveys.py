@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import text
 
+from etl.stage_clock import StageClock, backend_pid
 from etl.survey_csv import (
     ColumnMap,
     CsvFormatError,
@@ -63,6 +64,7 @@ class SurveyImportResult:
     counts: Counter = field(default_factory=Counter)
     # (row number in the file, header = row 1; field; message)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    stages: StageClock = field(default_factory=StageClock)  # where the time went (see etl.stage_clock)
 
 
 NUMERIC_COLUMNS = ("location_lat", "location_lon", "location_accuracy", "location_altitude")
@@ -177,11 +179,13 @@ class PreparedChunk:
 
 
 def prepare_chunk(chunk: pd.DataFrame, mapping: ColumnMap, dialect: Dialect, source: str, defn: FormDefinition,
-                  now: dt.datetime | None) -> PreparedChunk:
+                  now: dt.datetime | None, clock: StageClock | None = None) -> PreparedChunk:
     """Validate a chunk and build the COPY text of its valid rows (Python only: no database)."""
+    clock = clock or StageClock()
     # Row numbers as a spreadsheet shows them: the header is row 1.
     row_numbers = pd.Series(chunk.index + 2, index=chunk.index)
-    typed, errors = validate_frame(frame_for_validation(chunk, mapping, dialect, defn), defn, now)
+    with clock.measure("validate"):
+        typed, errors = validate_frame(frame_for_validation(chunk, mapping, dialect, defn), defn, now)
     found = {i: [e.as_dict() for e in errs] for i, errs in errors.items()}
     # Rejected rows are told of their commune too (checked in the database when stored).
     declared = []
@@ -198,7 +202,8 @@ def prepare_chunk(chunk: pd.DataFrame, mapping: ColumnMap, dialect: Dialect, sou
     good = good[~repeated]
     csv_bytes = None
     if not good.empty:
-        csv_bytes = copy_text(db_rows(good, row_numbers[good.index], source, defn))
+        with clock.measure("staging rows"):
+            csv_bytes = copy_text(db_rows(good, row_numbers[good.index], source, defn))
     return PreparedChunk(len(chunk), chunk.rename(columns=mapping.fields), row_numbers, found, len(good), csv_bytes,
                          declared=declared)
 
@@ -263,11 +268,23 @@ def import_surveys(
     columns = unique_headers(headers)
     chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=dialect.encoding, sep=dialect.separator,
                          chunksize=CHUNK, header=0, names=columns)
-    prepared = (prepare_chunk(c, mapping, dialect, source, defn, now) for c in chunks)
+    clock = result.stages
+
+    def prepare_each() -> Iterator[PreparedChunk]:
+        while True:
+            with clock.measure("read csv"):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield prepare_chunk(chunk, mapping, dialect, source, defn, now, clock)
+
+    prepared = prepare_each()
 
     validating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-validate")
     checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="survey-check")
     checker = engine.connect()
+    with checker.begin():
+        checker_pid = backend_pid(checker)
 
     def check(validated: Future) -> PreparedChunk | None:
         chunk = validated.result()
@@ -275,13 +292,16 @@ def import_surveys(
             chunk.checked_table = f"{WORK_TABLE_PREFIX}{tag}_{len(tables)}"
             tables.append(chunk.checked_table)
             with checker.begin():
-                _copy_stage(checker, chunk.stage_csv)
-                check_into(checker, "survey_stage s", chunk.checked_table)
+                with clock.measure("copy to stage", checker_pid):
+                    _copy_stage(checker, chunk.stage_csv)
+                with clock.measure("check", checker_pid):
+                    check_into(checker, "survey_stage s", chunk.checked_table)
             chunk.stage_csv = None
         return chunk
 
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, conn.begin() as transaction:
+            pid = backend_pid(conn)
             conn.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:t))"), {"k": WORK_LOCK_CLASS, "t": tag})
             drop_orphan_work_tables(conn)
             # Sorting and hashing big chunks in memory, not in temporary files.
@@ -294,10 +314,12 @@ def import_surveys(
             while (chunk := checked.result()) is not None:
                 checked = checking.submit(check, ahead)
                 ahead = validating.submit(next, prepared, None)
-                _store_chunk(conn, chunk, result, source, path.name, defn)
+                _store_chunk(conn, chunk, result, source, path.name, defn, pid)
                 result.rows += chunk.rows
                 if progress:
                     progress(result.rows, total)
+            with clock.measure("commit", pid):
+                transaction.commit()
     finally:
         validating.shutdown(cancel_futures=True)
         checking.shutdown(cancel_futures=True)
@@ -314,8 +336,21 @@ def planner_sees_no_records(conn) -> bool:
     return conn.execute(text("SELECT pg_relation_size('survey_record') = 0")).scalar()
 
 
+def _insert_chunk(conn, checked_table: str) -> list:
+    """Store a chunk's checked rows; return those not stored now."""
+    # Into an empty table the planner picks any index for the duplicate
+    # probes (all cost nothing), and a probe on the wrong one walks every
+    # row the statement has written so far: quadratic, minutes per chunk.
+    # A first small statement gives the table pages and the planner sizes.
+    if planner_sees_no_records(conn):
+        return (insert_checked(conn, checked_table, limit=FIRST_ROWS_ALONE)
+                + insert_checked(conn, checked_table, offset=FIRST_ROWS_ALONE))
+    return insert_checked(conn, checked_table)
+
+
 def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,
-                 defn: FormDefinition) -> None:
+                 defn: FormDefinition, pid: int | None = None) -> None:
+    clock = result.stages
     rejected: list[Rejected] = []
 
     def reject(i: int, row_number: int, reasons: list[dict[str, str]], count: bool = True) -> None:
@@ -325,21 +360,14 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
             result.counts["rejected"] += 1
         result.rejected.extend((row_number, r["field"], r["message"]) for r in reasons)
 
-    for i, problem in commune_problems(conn, chunk.declared).items():
-        chunk.errors[i].append(problem)
-    for i, reasons in chunk.errors.items():
-        reject(i, int(chunk.row_numbers[i]), reasons)
+    with clock.measure("store: rejected", pid):
+        for i, problem in commune_problems(conn, chunk.declared).items():
+            chunk.errors[i].append(problem)
+        for i, reasons in chunk.errors.items():
+            reject(i, int(chunk.row_numbers[i]), reasons)
     if chunk.checked_table is not None:
-        not_stored = []
-        # Into an empty table the planner picks any index for the duplicate
-        # probes (all cost nothing), and a probe on the wrong one walks every
-        # row the statement has written so far: quadratic, minutes per chunk.
-        # A first small statement gives the table pages and the planner sizes.
-        if planner_sees_no_records(conn):
-            not_stored += insert_checked(conn, chunk.checked_table, limit=FIRST_ROWS_ALONE)
-            not_stored += insert_checked(conn, chunk.checked_table, offset=FIRST_ROWS_ALONE)
-        else:
-            not_stored += insert_checked(conn, chunk.checked_table)
+        with clock.measure("store: insert", pid):
+            not_stored = _insert_chunk(conn, chunk.checked_table)
         if created := chunk.staged - len(not_stored):
             result.counts["created"] += created
         for r in not_stored:
@@ -351,4 +379,5 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
             else:
                 result.counts["conflict"] += 1
                 reject(i, r.n, [{"field": "instance_id", "message": "already used by a different submission"}], count=False)
-    quarantine_rows(conn, rejected, defn)
+    with clock.measure("store: quarantine", pid):
+        quarantine_rows(conn, rejected, defn)
