@@ -62,6 +62,12 @@ class Outcome:
     note: str = ""
 
 
+def environment() -> dict[str, str]:
+    """The benchmarks' environment: this checkout's packages first (not an installed copy's)."""
+    path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    return os.environ | {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+
+
 def run_one(name: str, full: bool, timeout: float) -> Outcome:
     cmd = [sys.executable, str(HERE / f"{name}.py"), *([] if full else ["--short"])]
     LOG_DIR.mkdir(exist_ok=True)
@@ -70,7 +76,7 @@ def run_one(name: str, full: bool, timeout: float) -> Outcome:
     with open(log, "w", encoding="utf-8") as out:
         try:
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=out, text=True, timeout=timeout,
-                                  cwd=HERE.parent, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+                                  cwd=HERE.parent, env=environment())
         except subprocess.TimeoutExpired as exc:
             stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             out.write(stdout)
@@ -143,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such benchmark: {', '.join(unknown)} (found: {', '.join(found)})")
     names = args.names or found
-    console = Console()
+    # A terminal sets the width; a log or a pipe gets a table wide enough to read.
+    console = Console(width=None if sys.stdout.isatty() else 150)
     if args.list:
         console.print("\n".join(names))
         return 0
