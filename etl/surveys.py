@@ -115,31 +115,57 @@ def db_rows(typed: pd.DataFrame, row_numbers: pd.Series, source: str, defn: Form
                 answers[f.name] = day
             typed = typed.assign(**{f.name: day})
     n = len(typed)
-    rows = pd.DataFrame(
-        {
-            "n": row_numbers.to_numpy(),
-            "instance_id": typed["instance_id"].to_numpy(),
-            "form_id": [defn.form_id] * n,
-            "form_version": [defn.version] * n,
-            "kind": typed["kind"].to_numpy(),
-            "collected_at": typed["collected_at"].to_numpy(),
-            "surveyor": typed["surveyor"].to_numpy(),
-            "source": [source] * n,
-            "commune_code": typed["commune_code"].to_numpy(),
-            "lon": typed["location_lon"].to_numpy(dtype="float64", na_value=np.nan),
-            "lat": typed["location_lat"].to_numpy(dtype="float64", na_value=np.nan),
-            "accuracy": typed["location_accuracy"].to_numpy(dtype="float64", na_value=np.nan),
-            "mock_location": typed["mock_location"].fillna(False).to_numpy(dtype=bool),
-            "id_hash": national_id_hashes(typed["national_id"].to_numpy()),
-            **{c: typed.get(c) for c in COLUMNS},
-            "answers": answers.to_json(orient="records", lines=True, force_ascii=False).splitlines(),
-        },
-        index=typed.index,
-    )
-    table = pa.Table.from_pandas(rows[ROW_COLUMNS], preserve_index=False)
-    # The collection time as an instant (UTC): COPY reads the trailing Z.
-    return table.set_column(table.schema.get_field_index("collected_at"), "collected_at",
-                            table["collected_at"].cast(pa.timestamp("us", tz="UTC")))
+
+    def column(name: str) -> pa.Array:
+        # Arrow-backed pandas columns hand their arrays over as they are (no Python object per value).
+        return pa.array(typed[name], from_pandas=True) if name in typed else pa.nulls(n)
+
+    columns = {
+        "n": pa.array(row_numbers.to_numpy(dtype="int64")),
+        "instance_id": column("instance_id"),
+        "form_id": pa.array([defn.form_id] * n, pa.string()),
+        "form_version": pa.array([defn.version] * n, pa.string()),
+        "kind": column("kind"),
+        # The collection time as an instant (UTC): COPY reads the trailing Z.
+        "collected_at": column("collected_at").cast(pa.timestamp("us", tz="UTC")),
+        "surveyor": column("surveyor"),
+        "source": pa.array([source] * n, pa.string()),
+        "commune_code": column("commune_code"),
+        "lon": column("location_lon").cast(pa.float64()),
+        "lat": column("location_lat").cast(pa.float64()),
+        "accuracy": column("location_accuracy").cast(pa.float64()),
+        "mock_location": pa.array(typed["mock_location"].fillna(False).to_numpy(dtype=bool)),
+        "id_hash": pa.array(national_id_hashes(typed["national_id"].to_numpy()), pa.string()),
+        **{c: column(c) for c in COLUMNS},
+        "answers": pa.array(answers.to_json(orient="records", lines=True, force_ascii=False).splitlines(), pa.string()),
+    }
+    table = pa.table([columns[c] for c in ROW_COLUMNS], names=ROW_COLUMNS)
+    # Neighbours in the file, neighbours on the map: the staging table's
+    # spatial index is built faster and the point-in-polygon join reads each
+    # commune's rows from a few pages.
+    return table.take(pa.array(spatial_order(table["lon"].to_numpy(zero_copy_only=False),
+                                             table["lat"].to_numpy(zero_copy_only=False))))
+
+
+def spatial_order(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """The positions of points sorted along a Z-order curve (about 100 m cells over Viet Nam); no point last.
+
+    >>> spatial_order(np.array([105.0, 102.0, np.nan, 105.001]), np.array([21.0, 10.0, 1.0, 21.0])).tolist()
+    [1, 0, 3, 2]
+    """
+    def spread(v: np.ndarray) -> np.ndarray:
+        # The bits of a 16-bit number, one apart (for interleaving).
+        v = (v | (v << 8)) & 0x00FF00FF
+        v = (v | (v << 4)) & 0x0F0F0F0F
+        v = (v | (v << 2)) & 0x33333333
+        return (v | (v << 1)) & 0x55555555
+
+    missing = np.isnan(lon) | np.isnan(lat)
+    x = np.nan_to_num((lon - 100.0) * 1000.0).clip(0, 65535).astype(np.uint64)
+    y = np.nan_to_num(lat * 1000.0).clip(0, 65535).astype(np.uint64)
+    key = spread(x) | (spread(y) << np.uint64(1))
+    key[missing] = np.iinfo(np.uint64).max
+    return np.argsort(key, kind="stable")
 
 
 def copy_text(rows: pa.Table) -> bytes:
