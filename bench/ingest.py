@@ -1,6 +1,8 @@
 """Benchmark: import a million survey CSV rows, against a naive per-row ORM insert.
 
     .venv/bin/python bench/ingest.py [--rows 1000000] [--sample 10000] [--few-names]
+    .venv/bin/python bench/ingest.py --against main --rounds 2   # and main's code, alternating
+    .venv/bin/python bench/ingest.py --short                     # 100,000 rows
 
 Starts a private PostGIS, loads the reference data and the 2025 approximate
 communes, generates a CSV of aspirant records (about 2 % invalid: bad birth
@@ -13,8 +15,16 @@ run:
 2. a naive loader on a sample: per row, pydantic validation, one locate query,
    an ORM ``session.add`` and a commit; scaled to the full row count.
 
-Prints rows per second of each, the ratio, and checks that the import stored
-exactly the valid rows.
+Each import runs in a fresh Python process into emptied survey tables (its
+peak memory, ``ru_maxrss``, is the import's own); its CPU time is that
+process's plus the database cluster's. With ``--against REV`` the same file
+is imported with the code of commit REV too, the two alternating for
+``--rounds`` rounds; medians and ratios are printed.
+
+Prints rows per second of each, the ratio, the seconds of each stage of the
+import (wall, CPU in Python, CPU of the database backend: the stages run at
+once, so wall seconds overlap), and checks that the import stored exactly
+the valid rows.
 """
 
 from __future__ import annotations
