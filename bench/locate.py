@@ -79,6 +79,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from _result import Figure, emit  # bench/ is the script's folder, first on sys.path
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, Engine, text
@@ -632,7 +633,10 @@ def main(argv: list[str] | None = None) -> int:
                              "or CREATE TABLE AS (may use parallel workers)")
     parser.add_argument("--explain", action="store_true",
                         help="print the plans of the set-based statement and of one LOCATE_SQL query")
+    parser.add_argument("--short", action="store_true", help="100,000 points, 500 one at a time, sjoin read by COPY only")
     args = parser.parse_args(argv)
+    if args.short:
+        args.points, args.sample, args.sjoin_read = 100_000, 500, "copy"
     n = args.points
     if n < 1 or args.sample < 1:
         parser.error("--points and --sample must be at least 1")
@@ -690,9 +694,17 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("both", f"one query per point (LOCATE_SQL, {len(sample):,} sampled)", "the queries, scaled to N",
                       f"{n / pp_rate:.1f}", f"{pp_rate:,.0f}")
         console.print(table)
+        figures = [Figure("one query per point", pp_rate, "points/s")]
         for o in outcomes:
             console.print(f"{o.scenario} scenario: set-based vs one query per point: {o.set_rate / pp_rate:,.1f}x "
                           f"(goal at least 10x); set-based vs sjoin: {o.set_rate / o.sjoin_rate:.2f}x (goal at least 1x)")
+            figures += [
+                Figure(f"{o.scenario}: set-based PostGIS, {n:,} points", o.set_rate, "points/s"),
+                Figure(f"{o.scenario}: geopandas sjoin", o.sjoin_rate, "points/s"),
+                Figure(f"{o.scenario}: set-based / one query per point", o.set_rate / pp_rate, "x", ">= 10x",
+                       o.set_rate / pp_rate >= 10),
+                Figure(f"{o.scenario}: set-based / sjoin", o.set_rate / o.sjoin_rate, "x", ">= 1x", o.set_rate >= o.sjoin_rate),
+            ]
 
         all_ids = np.arange(n)
         for scenario, (set_codes, sj_codes) in codes.items():
@@ -705,10 +717,13 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 pct, differ, total = agreement(a, b, ids)
                 console.print(f"{scenario} scenario: agreement {label}: {pct:.4f}% ({differ:,} of {total:,} points differ)")
+                if label == "set-based vs sjoin":
+                    figures.append(Figure(f"{scenario}: agreement {label}", pct, "%"))
 
         if args.variants:
             for scenario in scenarios:
                 run_variants(engine, points, codes[scenario][0], scenario, args)
+        emit("locate", figures)
         return 0
     finally:
         if pg is not None:

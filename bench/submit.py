@@ -79,6 +79,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from _result import Figure, emit  # bench/ is the script's folder, first on sys.path
 from rich.console import Console
 from rich.table import Table
 
@@ -560,7 +561,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=GOAL_RATE,
                         help=f"after the flat-out run, a paced run at this many submissions per second "
                              f"(default {GOAL_RATE:.0f}, the goal; 0: none)")
+    parser.add_argument("--short", action="store_true", help="10 s runs, a 3 s baseline, 2 s of warm-up")
     args = parser.parse_args(argv)
+    if args.short:
+        args.seconds, args.baseline_seconds, args.warmup = 10, 3, 2
     if args.clients < 1 or args.seconds <= 0 or args.baseline_seconds < 0 or args.warmup < 0 or args.max_requests < 1:
         parser.error("--clients, --seconds and --max-requests must be positive")
     if args.workers is not None and (args.url or args.workers < 1):
@@ -649,6 +653,10 @@ async def run(args) -> int:
         if base is not None and base.rate:
             console.print(f"submissions per second / health checks per second: {sub.rate:,.0f} / {base.rate:,.0f} "
                           f"= {sub.rate / base.rate:.2f}")
+        figures = [Figure("flat out: submissions per second", sub.rate, "/s", f">= {GOAL_RATE:.0f}/s", sub.rate >= GOAL_RATE),
+                   Figure("flat out: p95 (saturated, queueing)", sub.percentile(95), "ms")]
+        if base is not None and base.rate:
+            figures.append(Figure("submissions / health checks per second", sub.rate / base.rate, "x"))
         console.print(f"flat out: {sub.rate:,.0f} submissions/s (goal at least {GOAL_RATE:.0f}): "
                       + ("met" if sub.rate >= GOAL_RATE else "NOT met")
                       + f"; p95 {sub.percentile(95):.1f} ms at saturation (= clients / throughput, queueing)")
@@ -657,6 +665,9 @@ async def run(args) -> int:
             met = kept and paced.percentile(95) < GOAL_P95_MS and args.rate >= GOAL_RATE
             console.print(f"paced at {args.rate:g}/s: served {paced.rate:,.0f}/s, p95 {paced.percentile(95):.1f} ms "
                           f"(goal p95 under {GOAL_P95_MS:.0f} ms at {GOAL_RATE:.0f}/s): " + ("met" if met else "NOT met"))
+            figures += [Figure(f"paced at {args.rate:g}/s: served", paced.rate, "/s"),
+                        Figure(f"paced at {args.rate:g}/s: p95", paced.percentile(95), "ms",
+                               f"< {GOAL_P95_MS:.0f} ms at {GOAL_RATE:.0f}/s", met)]
 
         # No loss, no duplicates: what is stored for the ids sent is what was answered 201.
         sent = [i for r in results for i in r.sent]
@@ -667,6 +678,9 @@ async def run(args) -> int:
         console.print(f"database check: {len(sent):,} submissions sent (warm-up included), {len(created):,} answered 201; "
                       f"{stored:,} records stored for the ids sent ({distinct:,} distinct), {stored_created:,} of them "
                       f"answered 201: " + ("OK" if ok else "MISMATCH"))
+        figures.append(Figure("records stored for the ids answered 201", stored_created, "records",
+                              "= answered 201, no duplicates", ok))
+        emit("submit", figures)
         return 0 if ok else 1
     finally:
         try:

@@ -35,6 +35,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _result import Figure, emit  # bench/ is the script's folder, first on sys.path
+
 from geodata.reference_data import REFERENCE_DIR
 from maps.disclosure_audit import audit
 from maps.suppression import COMPLEMENTARY, PRIMARY, SHOWN, hierarchical_table, primary_status, protect, roll_up
@@ -89,7 +91,11 @@ def main() -> None:
     parser.add_argument("--structures", nargs="+", default=list(STRUCTURES), choices=list(STRUCTURES))
     parser.add_argument("--cost", choices=["cells", "total"], default="cells")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--short", action="store_true", help="the 2025 structure only")
     args = parser.parse_args()
+    if args.short:
+        args.structures = ["2025"]
+    figures = []
     print(f"{args.records:,} synthetic records a year; cost={args.cost}")
     print(f"{'structure':9} {'communes':>8} {'cells':>6} {'k':>3} | {'old: s':>7} {'primary':>7} {'compl.':>6} {'hidden':>6} "
           f"{'leaks':>5} | {'new: s':>7} {'primary':>7} {'(zeros)':>7} {'compl.':>6} {'hidden':>6} {'LPs':>5} | {'ratio':>5}")
@@ -124,8 +130,15 @@ def main() -> None:
             print(f"{structure:9} {communes:8,} {table.size:6,} {k:3} | {old_seconds:7.2f} {old_primary:7,} {len(hidden) - old_primary:6,} "
                   f"{len(hidden):6,} {leaked:5,} | {seconds:7.1f} {c['primary']:7,} {zeros:7,} {c['complementary']:6,} {new_hidden:6,} "
                   f"{pattern.linear_programs:5,} | {new_hidden / max(1, len(hidden)):5.2f}", flush=True)
+            ratio = new_hidden / max(1, len(hidden))
+            figures += [
+                Figure(f"{structure} k={k}: suppression + audit", seconds, "s", "< 60 s per release", seconds < 60),
+                Figure(f"{structure} k={k}: hidden cells new / old rule", ratio, "x", "<= 2x", ratio <= 2),
+                Figure(f"{structure} k={k}: cells the old rule leaked", leaked, "cells"),
+            ]
     print("leaks: primary cells (1..k-1) of the old pattern whose interval, from the published table alone (the new audit's "
           "plain model), misses 0 or k; its zeros count as shown, so the old rule is judged on its own terms.")
+    emit("suppression", figures)
 
 
 def _without_zero_rule(table, zeros_shown):

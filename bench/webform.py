@@ -55,6 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _result import Figure, emit  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 HOST = "127.0.0.1"
 LATENCY_MS = 400
@@ -243,7 +245,8 @@ def measure(p, name: str, url: str, proxy: Proxy, runs: int, throttle: str, fold
     return out
 
 
-def summary(results: dict[str, dict[str, list[Open]]]) -> None:
+def summary(results: dict[str, dict[str, list[Open]]]) -> list[Figure]:
+    figures = []
     print(f"\n{'server':<10} {'open':<5} {'usable s (median, runs)':<32} {'KB per open (median, runs)'}")
     for name, opens in results.items():
         for kind in ("cold", "warm"):
@@ -251,6 +254,8 @@ def summary(results: dict[str, dict[str, list[Open]]]) -> None:
             sizes = [o.kbytes for o in opens[kind]]
             print(f"{name:<10} {kind:<5} {statistics.median(times):5.2f}  ({', '.join(f'{t:.2f}' for t in times)})"
                   f"{'':<8} {statistics.median(sizes):6.1f}  ({', '.join(f'{s:.1f}' for s in sizes)})")
+            figures += [Figure(f"{name}, {kind} open: first usable input", statistics.median(times), "s"),
+                        Figure(f"{name}, {kind} open: bytes sent", statistics.median(sizes), "KB")]
     if "before" in results and "after" in results:
         for kind in ("cold", "warm"):
             b = statistics.median(o.usable_ms for o in results["before"][kind])
@@ -258,6 +263,9 @@ def summary(results: dict[str, dict[str, list[Open]]]) -> None:
             bk = statistics.median(o.kbytes for o in results["before"][kind])
             ak = statistics.median(o.kbytes for o in results["after"][kind])
             print(f"{kind}: time after/before {a / b:.2f}, bytes after/before {ak / bk:.2f}")
+            figures += [Figure(f"{kind} open: time after / before", a / b, "x"),
+                        Figure(f"{kind} open: bytes after / before", ak / bk, "x")]
+    return figures
 
 
 def main() -> None:
@@ -265,7 +273,13 @@ def main() -> None:
     parser.add_argument("--before", help="a commit to measure in the same run, e.g. the one before the change")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--throttle", choices=("cdp", "proxy"), default="cdp")
+    parser.add_argument("--short", action="store_true", help="one run")
     args = parser.parse_args()
+    if args.short:
+        args.runs = 1
+    if not Path(CHROMIUM).exists():
+        emit("webform", [], skipped=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        return
 
     from playwright.sync_api import sync_playwright
     from submit import start_database
@@ -294,7 +308,7 @@ def main() -> None:
                                         folder)
         print(f"\nthrottled by {args.throttle}: {LATENCY_MS} ms latency, {KBITS} kbit/s each way; "
               "KB = bytes sent by the server (page and service worker)")
-        summary(results)
+        figures = summary(results)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -307,6 +321,7 @@ def main() -> None:
         if pg is not None:
             pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    emit("webform", figures)
 
 
 if __name__ == "__main__":

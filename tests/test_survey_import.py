@@ -221,6 +221,40 @@ def test_a_first_import_into_an_empty_table_is_split_without_losing_links(seeded
     assert dict(again.counts) == {"exists": 3}
 
 
+def record_indexes(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'survey_record' ORDER BY indexname")).scalars().all()
+
+
+def test_a_bulk_load_rebuilds_the_indexes_it_left_out_and_a_failed_one_keeps_them(seeded, commune, tmp_path, monkeypatch):
+    """A file bigger than the table goes in without the indexes no import reads; the table has them all afterwards."""
+    import etl.surveys
+
+    before = record_indexes(seeded)
+    real, deferred = etl.surveys.defer_indexes, []
+    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn, n: deferred.extend(real(conn, n)) or deferred)
+    with seeded.connect() as conn:
+        present = conn.execute(text("SELECT count(*) FROM survey_record")).scalar()
+    rows = [aspirant(commune, full_name=f"Lầu Văn Số {i}") for i in range(present + 2)]
+    r = import_surveys(write_csv(tmp_path / "bulk.csv", [own_row(p) for p in rows]))
+    assert dict(r.counts) == {"created": len(rows)}
+    assert len(deferred) == len(etl.surveys.DEFERRABLE_INDEXES)
+    assert record_indexes(seeded) == before
+
+    deferred.clear()
+    monkeypatch.setattr("etl.surveys.CHUNK", 2)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("etl.surveys.insert_checked", fails)
+    more = [aspirant(commune, full_name=f"Giàng Thị Số {i}") for i in range(2 * len(rows) + 2)]
+    with pytest.raises(RuntimeError, match="went away"):
+        import_surveys(write_csv(tmp_path / "bulk_broken.csv", [own_row(p) for p in more]))
+    assert deferred and record_indexes(seeded) == before
+    assert all(stored(seeded, p["instance_id"]) is None for p in more)
+
+
 def test_work_tables_of_a_killed_import_are_dropped_and_a_running_one_is_left(seeded, commune, tmp_path):
     """A killed import leaves personal data in its work tables: the next import removes them."""
     from etl.surveys import WORK_LOCK_CLASS
