@@ -249,8 +249,11 @@ def test_probable_duplicates_across_provinces_are_linked_with_both_provinces(cli
     with seeded.connect() as conn:
         elsewhere = conn.execute(text(OTHER_PROVINCE_SQL), {"p": "42"}).one()
     national_id = f"0{uuid.uuid4().int % 10**11:011d}"
-    first = aspirant(commune, national_id=national_id)
-    later = aspirant({"code": elsewhere.code, "lon": elsewhere.lon, "lat": elsewhere.lat}, national_id=national_id)
+    # A name of its own: records other tests left in these communes must not be linked by name.
+    name = f"Trần Thị Xuyên Tỉnh {uuid.uuid4().hex[:8]}"
+    first = aspirant(commune, national_id=national_id, full_name=name)
+    later = aspirant({"code": elsewhere.code, "lon": elsewhere.lon, "lat": elsewhere.lat}, national_id=national_id,
+                     full_name=name)
     assert client.post("/api/v1/submissions", json=first).status_code == 201
     r = client.post("/api/v1/submissions", json=later)
     assert r.status_code == 201
