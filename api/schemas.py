@@ -10,9 +10,9 @@ aggregates for leaders, planners and police carry counts only.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from survey.definition import RecordKind
 from survey.records import ReviewStatus
@@ -22,6 +22,34 @@ class Out(BaseModel):
     """A response model: fields not declared are dropped, never passed through."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+# -- errors ----------------------------------------------------------------------------
+class ErrorItem(Out):
+    """One rejected input, FastAPI's validation shape (without the input echoed back)."""
+
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field (and index)")
+    msg: str
+    type: str
+
+
+class ErrorAnswer(Out):
+    """The answer to a failed request outside /openrosa: a message, or the rejected inputs."""
+
+    detail: str | list[ErrorItem]
+
+
+# -- GeoJSON geometry ------------------------------------------------------------------
+GEOMETRY_TYPES = ["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]
+_SIMPLE_GEOMETRY = {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
+    "type": {"type": "string", "enum": GEOMETRY_TYPES},
+    "coordinates": {"type": "array", "description": "Positions (longitude, latitude), nested by the type"},
+    "bbox": {"type": "array", "items": {"type": "number"}},
+}}
+GEOMETRY_SCHEMA = {**_SIMPLE_GEOMETRY, "title": "Geometry", "description": "A GeoJSON geometry (RFC 7946, WGS 84)",
+                   "properties": {**_SIMPLE_GEOMETRY["properties"], "geometries": {"type": "array", "items": _SIMPLE_GEOMETRY}}}
+Geometry = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
+"""A GeoJSON geometry as PostGIS writes it: passed through unchanged (no per-vertex validation), declared exactly."""
 
 
 # -- health --------------------------------------------------------------------------
@@ -50,7 +78,7 @@ class UnitProperties(Out):
 class UnitFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="GeoJSON geometry (WGS 84), or null")
+    geometry: Geometry | None = Field(description="GeoJSON geometry (WGS 84), or null")
     properties: UnitProperties
 
 
@@ -321,7 +349,7 @@ class CoverageProperties(Out):
 class CoverageFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: CoverageProperties
 
 
@@ -366,7 +394,7 @@ class IncidentProperties(Out):
 class IncidentFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: IncidentProperties
 
 
@@ -393,7 +421,7 @@ class IncidentCountProperties(Out):
 class IncidentCountFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: IncidentCountProperties
 
 
@@ -430,7 +458,7 @@ class HotspotProperties(Out):
 class HotspotFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: HotspotProperties
 
 
@@ -466,7 +494,7 @@ class EmergingProperties(Out):
 class EmergingFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: EmergingProperties
 
 
@@ -498,7 +526,7 @@ class RecruiterProperties(Out):
 class RecruiterFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="The head office")
+    geometry: Geometry | None = Field(description="The head office")
     properties: RecruiterProperties
 
 
@@ -531,7 +559,7 @@ class ActivityProperties(Out):
 class ActivityFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="The activity area (null with fewer than 3 events)")
+    geometry: Geometry | None = Field(description="The activity area (null with fewer than 3 events)")
     properties: ActivityProperties
 
 

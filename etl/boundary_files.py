@@ -142,6 +142,11 @@ def read_layer(path: Path, layer: str | None = None, progress: Progress | None =
     path = Path(path)
     if not path.exists():
         raise BoundaryImportError(f"{path}: no such file")
+    if path.suffix.lower() == ".shp" and sibling(path, ".dbf") is None:
+        # GDAL reads a .shp alone as shapes without attributes: the import would then miss every field by name.
+        raise BoundaryImportError(
+            f"{path}: no {path.with_suffix('.dbf').name} beside it. A Shapefile is several files with one name: the .dbf "
+            "holds the codes and names of the features; copy it (and the .shx, .prj and .cpg) next to the .shp")
     # GDAL parses a whole GeoJSON file each time it opens one, to list its
     # layer or count its features: such a file (one layer by definition) is
     # opened once, to be read.

@@ -94,7 +94,36 @@ def sniff(path: Path) -> tuple[Dialect, list[str], int]:
         raise CsvFormatError(f"{path}: the file is empty (no header line)")
     best = max(SEPARATORS, key=lambda sep: (len(next(csv.reader([first], delimiter=sep))), -SEPARATORS.index(sep)))
     header = [nfc(h).strip() for h in next(csv.reader([first], delimiter=best))]
+    check_shape(path, encoding, best, len(header))
     return Dialect(encoding, best, best == ";"), header, lines
+
+
+def check_shape(path: Path, encoding: str, separator: str, width: int) -> None:
+    """Refuse a file whose rows cannot be told apart: a quoted cell never closed (a file cut off), or a row with
+    more cells than the header has columns (which column is which cannot be known).
+
+    >>> import tempfile
+    >>> cut = Path(tempfile.mkdtemp()) / "cut.csv"
+    >>> _ = cut.write_text('a,b\\n1,"Lê', encoding="utf-8")
+    >>> check_shape(cut, "utf-8", ",", 2)
+    Traceback (most recent call last):
+    ...
+    etl.survey_csv.CsvFormatError: .../cut.csv: row 2 (from line 2) cannot be read (unexpected end of data): a quoted cell is never closed, ...
+    """
+    with path.open(encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=separator, strict=True)
+        next(reader, None)
+        row, starts = 1, 2
+        try:
+            for cells in reader:
+                row += 1
+                if len(cells) > width:
+                    raise CsvFormatError(f"{path}: row {row} (line {starts}) has {len(cells)} cells, the header {width} columns: "
+                                         "which cell belongs to which column cannot be told")
+                starts = reader.line_num + 1
+        except csv.Error as exc:
+            raise CsvFormatError(f"{path}: row {row + 1} (from line {starts}) cannot be read ({exc}): a quoted cell is never "
+                                 "closed, or has text after its closing quote; is the file cut off?") from None
 
 
 @dataclass
