@@ -123,7 +123,7 @@ def _message(error: dict) -> str:
     reason = (error.get("ctx") or {}).get("error")
     if error.get("type") == "json_invalid" and isinstance(reason, str):
         return f"not valid JSON: {reason}"
-    return str(error.get("msg", ""))
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

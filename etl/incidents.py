@@ -40,7 +40,10 @@ def day(value: Any) -> Any:
     if isinstance(value, str):
         m = DAY_FIRST.match(value.strip())
         if m:
-            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+            try:
+                return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+            except ValueError as exc:
+                raise ValueError(f"{value.strip()} is not a date (day first: {exc})") from None
         return value.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}[T ]", value.strip()) else value
     return value
 

@@ -83,7 +83,8 @@ class RecruiterIn(BaseModel):
         if (self.lon is None) != (self.lat is None):
             raise ValueError("give both lon and lat of the head office, or neither")
         if self.lon is not None and not in_vietnam(self.lon, self.lat):
-            raise ValueError(f"the head office lon={self.lon}, lat={self.lat} is outside Viet Nam")
+            swapped = " (latitude and longitude seem swapped)" if in_vietnam(self.lat, self.lon) else ""
+            raise ValueError(f"the head office lon={self.lon}, lat={self.lat} is outside Viet Nam{swapped}")
         return self
 
 

@@ -76,6 +76,9 @@ def sniff(path: Path) -> tuple[Dialect, list[str], int]:
     """
     with path.open("rb") as f:
         head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        raise CsvFormatError(f"{path}: a ZIP file, not text: an Excel workbook (.xlsx) saved with a .csv name? Import it "
+                             "named .xlsx, or save the sheet as \"CSV UTF-8 (Comma delimited)\"")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     else:

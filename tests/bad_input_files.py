@@ -144,10 +144,9 @@ def sql_in_the_code_field(tmp: Path, engine, commune) -> Path:
 
 @maker
 def sql_in_the_name_field(tmp: Path, engine, commune) -> Path:
-    """A name with SQL in it, on a file that also has a code too short for the level: refused, the text kept out of any SQL."""
+    """A name with SQL in it (imported with --dry-run: the name is text, reported beside the official one)."""
     gdf = provinces()
-    gdf.loc[gdf.index[0], "name"] = "Hà Tĩnh'; DELETE FROM admin_unit WHERE '1'='1"
-    gdf.loc[gdf.index[1], "code"] = "4"
+    gdf.loc[gdf.index[0], "name"] = "Hà Giang'; DELETE FROM admin_unit WHERE '1'='1"
     path = tmp / "sql_ten.gpkg"
     gdf.to_file(path, layer="tinh")
     return path

@@ -185,7 +185,6 @@ def test_bad_input(case, request, catalogue_db, commune, accounts, tmp_path):
     else:
         status, said = send(case, body, request.getfixturevalue("http"), accounts)
     after = state(engine)
-    print(f"\n=== {case['id']} {status}\n{said[:1500]}")
     assert status == case["status"], said
     for fragment in [case["says"], *case.get("also_says", ())]:
         assert fragment in said, f"{fragment!r} not in: {said}"
