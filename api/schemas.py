@@ -141,7 +141,7 @@ class SubmissionOutcome(Out):
 
     status: Literal["created", "exists", "conflict", "rejected", "forbidden"]
     instance_id: str | None
-    detail: str | list[dict[str, Any]] | None = Field(
+    detail: str | list[ErrorItem] | None = Field(
         default=None, description="For errors: a message, or a list of {loc, msg, type} for rejected fields")
     errors: list[FieldProblem] | None = Field(default=None, description="Rejected fields with their messages")
     quarantine_id: int | None = None
@@ -300,7 +300,7 @@ class TargetOut(Out):
     kind: Literal["absolute", "minimum", "growth_percent"]
     value: float
     value_max: float | None
-    notes: dict[str, Any]
+    notes: dict[str, str] = Field(description="The file's other columns (source document, note ...), as text")
     source: str
     updated_by: str | None
     updated_at: dt.datetime

@@ -147,6 +147,12 @@ def fuzz_world(server, seeded_url, accounts, commune) -> Iterator[dict[Role, dic
             SELECT '42', 'fuzz-' || row_number() OVER (ORDER BY code), 'illegal_brokerage', CURRENT_DATE - 3,
                    ST_Centroid(geom), '2025', code, 'reported', 'fuzzing (synthetic)'
             FROM admin_unit WHERE structure = '2025' AND parent_code = '42' AND geom IS NOT NULL ORDER BY code LIMIT 40"""))
+        # A target with notes (the file's other columns): a free-form object that strict roles read.
+        conn.execute(text("""
+            INSERT INTO target (structure, unit_code, year, indicator, kind, value, notes, source, updated_by)
+            VALUES ('2025', '42', EXTRACT(YEAR FROM CURRENT_DATE), 'departures', 'absolute', 300,
+                    '{"source_document": "Kế hoạch 12/KH-UBND", "note": "fuzzing"}', 'fuzzing', 'fuzzing')
+            ON CONFLICT DO NOTHING"""))
     from api.security.tokens import create_access_token
 
     headers = {}
