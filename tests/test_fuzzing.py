@@ -216,3 +216,31 @@ def test_fuzz_every_operation(fuzz_world, role):
     assert found.calls >= len(OPERATIONS) * 2
     problems = sorted(found.seen)
     assert problems == [], "\n".join(problems) + "\n\nExamples:\n" + "\n\n".join(f"{k}\n    {found.seen[k]}" for k in problems[:30])
+
+
+# -- pages outside the OpenAPI document ------------------------------------------------------------
+# The HTML pages, the map frames and the web form's files are not API operations (include_in_schema=False),
+# so Schemathesis does not reach them: each is called with hostile values of the parameters they share with
+# the layers (dates that do not exist, a year 0, levels and numbers out of range, text where a code goes).
+HOSTILE = [{}, {"to": "0001-01-01"}, {"to": "2024-02-29"}, {"from": "9999-12-31", "to": "0001-01-01"}, {"year": "0"},
+           {"level": "hamlet"}, {"parent": "42'; DROP TABLE admin_unit; --"}, {"permutations": "-1"}, {"half": "2025-H3"},
+           {"lang": "\u0000"}, {"classes": "100000000000000000000"}, {"view": "hexagons", "hexagon_m": "1"}]
+
+
+@pytest.mark.parametrize("role", [Role.officer, Role.leader, Role.police_analyst], ids=lambda r: r.value)
+def test_pages_outside_the_openapi_document_never_answer_5xx(fuzz_world, role):
+    from fastapi.testclient import TestClient
+
+    documented = {(m.upper(), p) for p, ops in SCHEMA.raw_schema["paths"].items() for m in ops}
+    from api.access import app_route_rules
+
+    pages = sorted({r.path for r in app_route_rules(APP) if r.method == "GET" and ("GET", r.path) not in documented})
+    assert "/maps/hotspots/frame" in pages
+    failures = []
+    with TestClient(APP) as client:
+        for path in pages:
+            for params in HOSTILE:
+                r = client.get(path, params=params, headers=fuzz_world[role])
+                if r.status_code >= 500 or (r.status_code >= 400 and not r.headers["content-type"].startswith("application/json")):
+                    failures.append(f"{path} {params}: {r.status_code} {r.text[:200]}")
+    assert failures == []
