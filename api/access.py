@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -33,6 +33,7 @@ from geodata.db import get_engine
 from geodata.errors import PermissionDenied
 from geodata.roles import Role
 from geodata.scopes import Reader
+from maps.sources import LayerSource, Viewer
 
 Limit = Literal["none", "area", "own_or_area"]
 """How a route limits what a caller touches: ``none`` (the caller's own
@@ -132,6 +133,28 @@ def reader_for(user: AuthUser, limit: Limit) -> Reader:
     if limit in ("area", "own_or_area"):
         return Reader(area_of=user.id)
     return Reader()
+
+
+_layer_rules: dict[str, Public | Allow] = {}
+
+
+def layer_rule(source: LayerSource) -> Public | Allow:
+    """The access rule of a layer, the same object for every route that reads it (its GeoJSON route, its export).
+
+    >>> from maps.sources import SOURCES
+    >>> layer_rule(SOURCES["units"]), layer_rule(SOURCES["survey-records"])
+    (PUBLIC, Allow(officer; limit=area))
+    """
+    if source.name not in _layer_rules:
+        _layer_rules[source.name] = PUBLIC if source.readers is None else Allow(*source.readers, limit=source.limit)
+    return _layer_rules[source.name]
+
+
+def viewer_for(user: AuthUser | None, source: LayerSource, audit: Callable[[list[str]], None] | None = None) -> Viewer:
+    """Who reads ``source``: the user's role and area limit (none for a public layer), for the audit its name."""
+    if user is None:
+        return Viewer(None, Reader(), "anonymous", audit)
+    return Viewer(user.role, reader_for(user, source.limit), user.username, audit)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from api.routers import (
     map_pages,
     openrosa,
     pages,
+    reports,
     subjects,
     submissions,
     survey_page,
@@ -101,7 +102,7 @@ def create_app() -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     document_error_answers(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import boundaries, boundary_history, database, demo, imports, releases, serve, subjects, users
+from cli import boundaries, boundary_history, database, demo, imports, releases, reports, serve, subjects, users
 from cli.output import fail
 from geodata.db import get_engine
 from geodata.logs import configure_logging
@@ -19,6 +19,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(subjects.app, name="subject")
 app.add_typer(releases.app, name="release")
 app.command()(subjects.purge)
+app.command()(reports.report)
 app.command()(serve.serve)
 app.command()(demo.demo)
 

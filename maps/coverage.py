@@ -37,14 +37,13 @@ from sqlalchemy import Connection, text
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.scopes import Reader, scope_condition
-from geodata.settings import get_settings
 from geodata.structures import Structure
 from maps import periods
 from maps.aggregates import AggregateRow, ReleaseInfo
 from maps.classification import Classification, Method, classify
 from maps.departures import DEPARTURES, MEASURE, departures_by_unit
+from maps.period_sums import summed_view
 from maps.placement import ancestors_sql, commune_in
-from maps.releases import aggregate_view, release_due_at
 
 AT_RISK_SHARE = 0.8
 SEASONAL_MIN_RECORDS = 100
@@ -117,12 +116,10 @@ def released_departures(conn: Connection, released: Released, structure: str, le
                         start: dt.date, end: dt.date) -> ReleasedActuals:
     """Departures per unit of [start, end) for a suppressed role: the sum of the released periods inside it.
 
-    Each release period (a month by default) that lies in the range and is
-    released is read through :func:`maps.releases.aggregate_view`, the one way
-    suppressed roles get counts; a unit hidden in any of them is hidden in
-    the sum (its other months would not say how much is missing). Periods
-    not yet released (the current month, the grace days after it) are not
-    counted: ``as_of`` says how far the sum goes.
+    Read through :func:`maps.period_sums.summed_view` (the one way a longer
+    period is summed from releases): a unit hidden in any released period is
+    hidden in the sum, and periods not yet released are not counted
+    (``as_of`` says how far the sum goes).
 
     Example (needs a database)::
 
@@ -130,24 +127,9 @@ def released_departures(conn: Connection, released: Released, structure: str, le
         got.periods[-1], got.actuals["42"]
         # ('2026-10', 512)
     """
-    now = released.now or conn.execute(text("SELECT now()")).scalar_one()
-    length = get_settings().release_period
-    sums: dict[str, int | None] = {}
-    labels, infos, as_of = [], [], None
-    p = periods.Period.containing(start, length)
-    while p.end <= end:
-        if p.start >= start and release_due_at(p) <= now:
-            view = aggregate_view(conn, DEPARTURES, released.role, structure, p, released.reader, level=level, now=now)
-            for r in view.rows:
-                n = None if MEASURE in r.suppressed else r.values.get(MEASURE)
-                sums[r.unit_code] = None if n is None or (r.unit_code in sums and sums[r.unit_code] is None) \
-                    else sums.get(r.unit_code, 0) + n
-            labels.append(p.label)
-            if view.release is not None:
-                infos.append(view.release)
-            as_of = p.end - dt.timedelta(days=1)
-        p = p.next()
-    return ReleasedActuals(sums, labels, infos, as_of)
+    got = summed_view(conn, DEPARTURES, released.role, structure, periods.Period.spanning(start, end), released.reader,
+                      level=level, now=released.now)
+    return ReleasedActuals({code: r.values[MEASURE] for code, r in got.rows.items()}, got.periods, got.releases, got.as_of)
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,16 @@ was reported); leaders and planners see counts per unit, small ones hidden.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
 from geodata.roles import Role
-from geodata.scopes import Reader, scope_condition
+from geodata.scopes import scope_condition
 from maps.aggregates import AggregateRow, Dataset
 from maps.placement import ancestors_sql, commune_in
+from maps.suppression import suppression_k
 
 if TYPE_CHECKING:
     from maps.periods import Period
@@ -43,28 +43,32 @@ FILTER_SQL = """i.occurred_on BETWEEN :start AND :end
 
 POINTS_SQL = f"""
 SELECT i.incident_id, i.type, i.occurred_on, i.persons_affected, i.status, i.source, i.structure, i.commune_code,
-       i.province_code, c.name AS commune_name, i.geom IS NOT NULL AS has_point,
-       ST_AsGeoJSON(coalesce(i.geom, ST_PointOnSurface(c.geom)), 6) AS geometry
+       i.province_code, c.name AS commune_name, CASE WHEN i.geom IS NOT NULL THEN 'point' ELSE 'commune' END AS located_by,
+       {{geometry}} AS geometry
 FROM incident i
 LEFT JOIN admin_unit c ON c.structure = i.structure AND c.code = i.commune_code
 WHERE {FILTER_SQL}
   AND (CAST(:scope_user_id AS uuid) IS NULL OR {scope_condition("i.commune_code", "i.structure")})
 ORDER BY i.occurred_on DESC, i.incident_id
-LIMIT :limit
+LIMIT :limit OFFSET :offset
 """
+"""Incidents of the reader's area, newest first (``:limit`` NULL for all, after ``:offset``); ``{geometry}`` is the SQL of the
+point (``POINT_SQL``) as the caller wants it: each at its point, or its commune's where none was reported."""
+
+POINT_SQL = "coalesce(i.geom, ST_PointOnSurface(c.geom))"
 
 
-def incident_points(conn: Connection, flt: IncidentFilter, reader: Reader, limit: int = 10_000) -> list[dict[str, Any]]:
-    """Incidents of the reader's area as GeoJSON features (point, or the commune's point when none was given)."""
-    rows = conn.execute(text(POINTS_SQL), {**flt.params(), **reader.params(), "limit": limit}).mappings()
-    out = []
-    for r in rows:
-        props = {k: v for k, v in r.items() if k not in ("geometry", "has_point")}
-        props["occurred_on"] = r["occurred_on"].isoformat()
-        props["located_by"] = "point" if r["has_point"] else "commune"
-        out.append({"type": "Feature", "id": r["incident_id"], "geometry": json.loads(r["geometry"]) if r["geometry"] else None,
-                    "properties": props})
-    return out
+def incident_k(role: Role) -> int | None:
+    """Incident aggregates are hidden below k for roles that do not see the incidents themselves.
+
+    Police analysts and officers see every incident of their area as a point,
+    so counts of them hide nothing from them; leaders and planners get the
+    counts suppressed.
+
+    >>> incident_k(Role.police_analyst) is None, incident_k(Role.leader)
+    (True, 5)
+    """
+    return None if role in (Role.officer, Role.police_analyst) else suppression_k(role)
 
 
 PLACED_COUNTS_SQL = f"""

@@ -64,6 +64,19 @@ class Period:
         months = MONTHS[length]
         return cls(dt.date(day.year, 1 + (day.month - 1) // months * months, 1), length)
 
+    @classmethod
+    def spanning(cls, start: dt.date, end: dt.date) -> Period:
+        """The period that runs from ``start`` to the day before ``end``; :class:`ValueError` if none does.
+
+        >>> Period.spanning(dt.date(2025, 7, 1), dt.date(2026, 1, 1)).label
+        '2025-H2'
+        """
+        for length in MONTHS:
+            p = cls.containing(start, length)  # type: ignore[arg-type]
+            if p.start == start and p.end == end:
+                return p
+        raise ValueError(f"{start}..{end} is not a month, a quarter, a half or a year")
+
     @property
     def end(self) -> dt.date:
         """The first day after the period."""

@@ -27,12 +27,27 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from geodata.scopes import Reader, scope_condition
-from maps.placement import commune_in
+from maps.placement import ancestors_sql, commune_in
 
 KERNEL_FROM = 50
 KERNEL_MASS = 0.9
 KERNEL_GRID = 60
 UNREGISTERED_CLUSTER = 2
+
+
+def licence_valid_sql(recruiter: str, day: str) -> str:
+    """SQL: the licence of the register row ``recruiter`` (an alias, NULL when there is none) was valid on ``day``.
+
+    Valid on a day: within its dates, and not revoked or suspended with no end date.
+
+    >>> "valid_from" in licence_valid_sql("r", "e.occurred_on")
+    True
+    """
+    return f"""({recruiter}.licence_number IS NOT NULL
+         AND ({recruiter}.valid_from IS NULL OR {recruiter}.valid_from <= {day})
+         AND ({recruiter}.valid_to IS NULL OR {day} <= {recruiter}.valid_to)
+         AND NOT ({recruiter}.status IN ('revoked', 'suspended') AND {recruiter}.valid_to IS NULL))"""
+
 
 EVENTS_SQL = f"""
 SELECT e.event_key, e.licence_number, e.actor_name, e.actor_folded, e.occurred_on, e.kind, e.attendees,
@@ -40,11 +55,7 @@ SELECT e.event_key, e.licence_number, e.actor_name, e.actor_folded, e.occurred_o
        ST_Y(ST_Transform(coalesce(e.geom, ST_PointOnSurface(c.geom)), 3405)) AS y,
        {commune_in(":structure", "e.structure", "e.commune_code", "e.geom")} AS commune,
        r.licence_number IS NOT NULL AS registered,
-       -- Valid on the day: within its dates, and not revoked or suspended with no end date.
-       r.licence_number IS NOT NULL
-         AND (r.valid_from IS NULL OR r.valid_from <= e.occurred_on)
-         AND (r.valid_to IS NULL OR e.occurred_on <= r.valid_to)
-         AND NOT (r.status IN ('revoked', 'suspended') AND r.valid_to IS NULL) AS licence_valid,
+       {licence_valid_sql("r", "e.occurred_on")} AS licence_valid,
        -- A free-text name that matches a registered enterprise is that enterprise, not an unregistered actor.
        e.licence_number IS NULL AND NOT EXISTS (SELECT 1 FROM recruiter x WHERE x.name_folded = e.actor_folded) AS unregistered
 FROM recruitment_event e
@@ -125,8 +136,17 @@ def _kernel_area(conn: Connection, xs: np.ndarray, ys: np.ndarray) -> dict | Non
     return json.loads(row) if row else None
 
 
-def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end: dt.date, reader: Reader) -> ActivityLayer:
+WITHIN_SQL = f"""
+SELECT * FROM ({EVENTS_SQL}) ev
+WHERE CAST(:within AS text) IS NULL OR ev.commune IN (SELECT commune FROM ({ancestors_sql(":structure")}) up WHERE unit = :within)
+"""
+
+
+def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end: dt.date, reader: Reader,
+                       within: str | None = None) -> ActivityLayer:
     """Every actor's events of [start, end] in the reader's area, with communes, activity areas and flags.
+
+    ``within``: only the events placed in that unit of ``structure`` (a report's unit).
 
     Example (needs a database)::
 
@@ -134,7 +154,8 @@ def recruiter_activity(conn: Connection, *, structure: str, start: dt.date, end:
         layer.flags["01/LĐTBXH-GPHĐ"]
         # [{'flag': 'licence_not_valid', 'event': 'h:...', 'occurred_on': '2026-03-02', 'commune': '18073'}]
     """
-    rows = conn.execute(text(EVENTS_SQL), {"structure": structure, "start": start, "end": end, **reader.params()}).all()
+    rows = conn.execute(text(WITHIN_SQL), {"structure": structure, "start": start, "end": end, "within": within,
+                                           **reader.params()}).all()
     actors = _actors(rows)
     areas, methods, communes, flags = {}, {}, {}, defaultdict(list)
     unregistered_by_commune: dict[str, set[str]] = defaultdict(set)

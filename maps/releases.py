@@ -56,6 +56,7 @@ from maps.departures import DEPARTURES
 from maps.disclosure_audit import AuditFailed, AuditReport, audit, joint_audit
 from maps.incidents import INCIDENT_COUNTS
 from maps.periods import EXAMPLES, Period
+from maps.report_counts import REPORT_DATASETS
 from maps.suppression import (
     PRIMARY,
     STATUS_NAMES,
@@ -69,7 +70,7 @@ from maps.survey_counts import SURVEY_COUNTS
 
 log = get_logger("releases")
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (SURVEY_COUNTS, DEPARTURES, INCIDENT_COUNTS)}
+DATASETS: dict[str, Dataset] = {d.name: d for d in (SURVEY_COUNTS, DEPARTURES, INCIDENT_COUNTS, *REPORT_DATASETS)}
 """Every dataset suppressed roles can read; new aggregate layers register theirs here."""
 
 METHOD = "cell suppression with audited protection intervals"

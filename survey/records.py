@@ -75,15 +75,24 @@ def get_record(conn: Connection, instance_id: str, reader: Reader) -> dict[str, 
     return _jsonable(row) if row else None
 
 
-LIST_SQL = text(RECORD_SQL + f"""
-WHERE {READER_CONDITION}
+LIST_CONDITION = f"""{READER_CONDITION}
   AND (CAST(:rs AS text) IS NULL OR r.review_status = :rs)
   AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
   AND (CAST(:c AS text) IS NULL OR r.declared_commune_code = :c OR r.assigned_commune_code = :c)
   AND (NOT :dups OR EXISTS (SELECT 1 FROM probable_duplicate d WHERE d.instance_id = r.instance_id))
-  AND (NOT :flagged OR r.accuracy_flag OR r.location_mismatch OR r.mock_location OR r.location_missing_reason IS NOT NULL)
-ORDER BY r.submitted_at DESC, r.instance_id LIMIT :limit OFFSET :offset
-""")
+  AND (NOT :flagged OR r.accuracy_flag OR r.location_mismatch OR r.mock_location OR r.location_missing_reason IS NOT NULL)"""
+"""The records (alias ``r``) a list or an export returns: the reader's and the filters' (:func:`list_params`)."""
+
+LIST_ORDER = "ORDER BY r.submitted_at DESC, r.instance_id"
+
+LIST_SQL = text(RECORD_SQL + f"WHERE {LIST_CONDITION}\n{LIST_ORDER} LIMIT :limit OFFSET :offset")
+
+
+def list_params(*, review_status: str | None = None, kind: str | None = None, commune: str | None = None,
+                duplicates_only: bool = False, flagged_only: bool = False, reader: Reader) -> dict[str, Any]:
+    """The bind parameters of :data:`LIST_CONDITION`."""
+    return {"rs": review_status or None, "kind": kind or None, "c": commune or None, "dups": duplicates_only,
+            "flagged": flagged_only, **reader.params()}
 
 
 def list_records(
@@ -92,9 +101,8 @@ def list_records(
 ) -> list[dict[str, Any]]:
     """Records ``reader`` may see, newest first, filtered by review state, kind, commune, duplicate links or flags
     (``flagged_only``: a coarse or mock GPS fix, a point outside the declared commune, or no point at all)."""
-    params = {"rs": review_status or None, "kind": kind or None, "c": commune or None, "dups": duplicates_only,
-              "flagged": flagged_only,
-              "limit": limit, "offset": offset, **reader.params()}
+    params = {**list_params(review_status=review_status, kind=kind, commune=commune, duplicates_only=duplicates_only,
+                            flagged_only=flagged_only, reader=reader), "limit": limit, "offset": offset}
     return [_jsonable(r) for r in conn.execute(LIST_SQL, params).mappings()]
 
 

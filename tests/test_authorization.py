@@ -39,6 +39,8 @@ NOT_API_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "
 # The last month released (leaders and planners read releases of closed months only).
 YEAR = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).year
 RELEASED = last_closed_period(dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))).label
+# The half-year of that month: a report for leaders and planners sums its released months.
+RELEASED_HALF = f"{RELEASED[:4]}-H{1 if int(RELEASED[5:7]) <= 6 else 2}"
 
 
 @dataclass
@@ -345,6 +347,9 @@ CASES: dict[tuple[str, str], Case] = {
                                              hotspots_have_commune, hotspots_lack_commune),
     ("GET", "/api/v1/layers/emerging-hotspots"): Case(get("/api/v1/layers/emerging-hotspots", level="commune", geometry="false",
                                                           permutations=99), features_have_commune, hotspots_lack_commune),
+    ("GET", "/api/v1/reports/{unit_code}"): Case(get("/api/v1/reports/42", period=RELEASED_HALF, format="html"),
+                                                  lambda r, w: r.status_code == 200 and "Hà Tĩnh" in r.text,
+                                                  lambda r, w: r.status_code == 403 and "outside your area" in r.text),
     ("GET", "/api/v1/layers/recruiters"): same(get("/api/v1/layers/recruiters")),
     ("GET", "/api/v1/layers/recruiter-areas"): same(get("/api/v1/layers/recruiter-areas")),
     ("GET", "/tiles/units/{z}/{x}/{y}.mvt"): same(get("/tiles/units/6/50/28.mvt")),

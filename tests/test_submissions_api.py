@@ -282,7 +282,9 @@ def test_no_gps_and_no_reason_is_refused_saying_what_to_give(client, commune):
 def test_rejections_in_the_language_asked_for(client, commune):
     from survey.messages import MESSAGES
 
-    p = aspirant(commune, collected_at=(NOW + dt.timedelta(hours=3)).isoformat(), full_name=None, commune_code="99999")
+    # Three hours ahead of now, not of when the module was imported: a long run would shrink the gap.
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    p = aspirant(commune, collected_at=ahead.isoformat(), full_name=None, commune_code="99999")
     vi = client.post("/api/v1/submissions", json=p, headers={"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.8"}).json()
     by_field = {e["field"]: e for e in vi["errors"]}
     assert by_field["full_name"]["message"] == MESSAGES["required"]["vi"] == "Phải trả lời câu này"

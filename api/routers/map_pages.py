@@ -19,8 +19,10 @@ from fastapi.templating import Jinja2Templates
 from api.access import PUBLIC
 from api.deps import DbConn
 from api.routers import layers
-from geodata.structures import Level, Structure
 from maps.pages import coverage_map, hotspot_map, recruiter_map
+from maps.sources.coverage import COVERAGE, CoverageFilters
+from maps.sources.hotspots import HOTSPOTS, HotspotFilters
+from maps.sources.recruiters import ACTIVITY, REGISTER, ActivityFilters, RecruiterFilters
 
 router = APIRouter(prefix="/maps", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -56,35 +58,25 @@ def recruiters_page(request: Request, lang: Lang = "vi") -> HTMLResponse:
 
 
 @router.get("/coverage/frame", response_class=HTMLResponse)
-def coverage_frame(conn: DbConn, user: layers.CoverageReader, structure: Structure = Structure.v2025,
-                   level: Level = Level.province, parent: layers.ParentQuery = None,
-                   year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-                   half: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[Hh][12]$")] = None,
-                   view: Literal["departures", "surveys"] = "departures",
-                   classification: Literal["fixed", "quantiles", "natural_breaks"] = "fixed",
-                   classes: Annotated[int, Query(ge=2, le=9)] = 5, lang: Lang = "vi", basemap: bool = False) -> HTMLResponse:
+def coverage_frame(conn: DbConn, user: layers.CoverageReader, filters: Annotated[CoverageFilters, Query()],
+                   basemap: bool = False) -> HTMLResponse:
     """The coverage map for the signed-in user (the rows of /api/v1/layers/coverage)."""
-    collection = layers.coverage(conn, user, structure, level, parent, year, half, view, classification, classes, True, lang)
-    return HTMLResponse(coverage_map(collection, lang, basemap), headers={"Cache-Control": "private, no-cache"})
+    collection = layers.read(conn, COVERAGE, filters, user)
+    return HTMLResponse(coverage_map(collection, filters.lang, basemap), headers={"Cache-Control": "private, no-cache"})
 
 
 @router.get("/hotspots/frame", response_class=HTMLResponse)
-def hotspots_frame(conn: DbConn, user: layers.AggregateReader, structure: Structure = Structure.v2025,
-                   level: Level = Level.commune, parent: layers.ParentQuery = None, date_from: layers.DateFrom = None,
-                   date_to: layers.DateTo = None, types: layers.Types = None,
-                   permutations: Annotated[int, Query(ge=99, le=9999)] = 999, seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 12345,
-                   view: Literal["units", "hexagons"] = "units", hexagon_m: Annotated[int, Query(ge=500, le=100_000)] = 5000,
-                   lang: Lang = "vi", basemap: bool = False) -> HTMLResponse:
+def hotspots_frame(conn: DbConn, user: layers.AggregateReader, filters: Annotated[HotspotFilters, Query()], lang: Lang = "vi",
+                   basemap: bool = False) -> HTMLResponse:
     """The hot-spot map for the signed-in user (the rows of /api/v1/layers/hotspots)."""
-    collection = layers.hotspot_layer(conn, user, structure, level, parent, date_from, date_to, types, permutations, seed, view,
-                                      hexagon_m, True)
+    collection = layers.read(conn, HOTSPOTS, filters, user)
     return HTMLResponse(hotspot_map(collection, lang, basemap), headers={"Cache-Control": "private, no-cache"})
 
 
 @router.get("/recruiters/frame", response_class=HTMLResponse)
-def recruiters_frame(conn: DbConn, user: layers.AggregateReader, date_from: layers.DateFrom = None, date_to: layers.DateTo = None,
-                     lang: Lang = "vi", basemap: bool = False) -> HTMLResponse:
+def recruiters_frame(conn: DbConn, user: layers.RegisterReader, filters: Annotated[ActivityFilters, Query()], lang: Lang = "vi",
+                     basemap: bool = False) -> HTMLResponse:
     """The recruiter map for the signed-in user (/api/v1/layers/recruiters and /recruiter-areas)."""
-    register = layers.recruiters(conn, user, date_from, date_to)
-    areas = layers.recruiter_areas(conn, user, Structure.v2025, date_from, date_to)
+    register = layers.read(conn, REGISTER, RecruiterFilters(date_from=filters.date_from, date_to=filters.date_to), user)
+    areas = layers.read(conn, ACTIVITY, filters, user)
     return HTMLResponse(recruiter_map(register, areas, lang, basemap), headers={"Cache-Control": "private, no-cache"})

@@ -16,23 +16,15 @@ from fastapi.responses import Response
 
 from api.access import PUBLIC, reader_for
 from api.deps import DbConn
-from api.routers.layers import (
-    AGGREGATE_READERS,
-    COVERAGE_READERS,
-    AggregateReader,
-    CoverageReader,
-    DateFrom,
-    DateTo,
-    Types,
-    check_level,
-    incident_k,
-)
+from api.routers.layers import AGGREGATE_READERS, COVERAGE_READERS, AggregateReader, CoverageReader
 from geodata.data_versions import versions
 from geodata.structures import Level, Structure
 from maps.coverage import Released, coverage_by_unit, parse_period
 from maps.hotspots import HotspotRequest, hotspots, parse_dates
-from maps.incidents import IncidentFilter
+from maps.incidents import IncidentFilter, incident_k
 from maps.recruiters import recruiter_activity, register
+from maps.sources.base import check_level
+from maps.sources.incidents import IncidentType
 from maps.suppression import suppression_k
 from maps.tiles import CachedTile, Tile, cache, features_tile, level_for_zoom, rows_tile, units_tile
 
@@ -43,6 +35,9 @@ Z = Annotated[int, Path(ge=0, le=18)]
 XY = Annotated[int, Path(ge=0, le=2**18 - 1)]
 # Live layers (an officer's coverage) are recomputed at most this often.
 LIVE_SECONDS = 60
+DateFrom = Annotated[dt.date | None, Query(alias="from", description="First day (default: a year before `to`)")]
+DateTo = Annotated[dt.date | None, Query(alias="to", description="Last day (default: today)")]
+Types = Annotated[list[IncidentType] | None, Query(description="Incident types (default: all)")]
 
 
 def tile_response(request: Request, tile: CachedTile, *, public: bool) -> Response:

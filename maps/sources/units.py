@@ -1,0 +1,74 @@
+"""The administrative units as a layer (public data): polygons with codes, names, levels and their quality."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field
+from sqlalchemy import Connection, text
+
+from geodata.structures import Level, Structure
+from geodata.text import fold
+from geodata.units import current_structure
+from maps.sources.base import CHUNK_ROWS, Chunk, FieldSpec, Filters, LayerSource, Page, Rows, Shape, Viewer, check_level, geometry_sql
+
+ParentCode = Annotated[str | None, Field(pattern=r"^[0-9]{2,5}$", description="Only the units under this one (and itself)")]
+
+
+class UnitFilters(Filters):
+    structure: Structure | None = Field(None, description="Boundary structure: 'pre2025' or '2025' (default: the one in force today)")
+    level: Level | None = None
+    parent: ParentCode = None
+    q: Annotated[str | None, Field(min_length=1, max_length=100, description="Name (diacritics and case ignored) or code prefix")] = None
+
+
+FIELDS = (
+    FieldSpec("code", "text", "GSO code of the unit"),
+    FieldSpec("name", "text", "Name (Vietnamese)"),
+    FieldSpec("unit_type", "text", "tỉnh, thành phố, huyện, quận, thị xã, xã, phường, thị trấn, đặc khu"),
+    FieldSpec("level", "text", "province, district or commune"),
+    FieldSpec("parent_code", "text", "Code of the parent unit"),
+    FieldSpec("structure", "text", "Boundary structure: pre2025 or 2025"),
+    FieldSpec("valid_from", "date", "First day of the unit"),
+    FieldSpec("valid_to", "date", "Day after its last day (empty: still in force)"),
+    FieldSpec("geom_quality", "text", "official, or approximate (Voronoi cells of commune centres)"),
+    FieldSpec("geom_source", "text", "Where the polygon comes from"),
+)
+
+WHERE = """u.structure = :structure
+  AND (CAST(:level AS text) IS NULL OR u.level = :level)
+  AND (CAST(:parent AS text) IS NULL OR u.parent_code = :parent OR u.code = :parent)
+  AND (CAST(:code_prefix AS text) IS NULL OR u.code LIKE :code_prefix)
+  AND (CAST(:folded AS text) IS NULL OR u.name_folded LIKE '%' || :folded || '%')"""
+
+
+def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, page: Page) -> Rows:
+    structure = f.structure.value if f.structure else current_structure(conn)
+    if f.level is not None:
+        check_level(Structure(structure), f.level)
+    q = (f.q or "").strip()
+    params = {"structure": structure, "level": f.level.value if f.level else None, "parent": f.parent,
+              "code_prefix": q + "%" if q.isdigit() else None, "folded": fold(q) if q and not q.isdigit() else None}
+    count = conn.execute(text(f"SELECT count(*) FROM admin_unit u WHERE {WHERE}"), params).scalar_one()
+    column = "u.geom_web" if shape.detail == "web" else "u.geom"
+    sql = text(f"""SELECT u.code, u.name, u.unit_type, u.level, u.parent_code, u.structure, u.valid_from, u.valid_to,
+                          u.geom_quality, u.geom_source, {geometry_sql(column, shape, 6, multi=True)} AS geometry
+                   FROM admin_unit u WHERE {WHERE} ORDER BY u.code LIMIT :limit OFFSET :offset""")
+
+    def chunks(c: Connection) -> Iterator[Chunk]:
+        result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
+        for part in result.partitions():
+            columns = list(zip(*part, strict=True))
+            geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
+            yield Chunk([f"{structure}:{code}" for code in columns[0]],
+                        {spec.name: list(col) for spec, col in zip(FIELDS, columns[:-1], strict=True)}, geometry)
+
+    return Rows({"layer": "units", "structure": structure}, count, chunks)
+
+
+UNITS = LayerSource(
+    name="units", title="Administrative units", description="Provinces, districts (before 2025) and communes of either "
+    "boundary structure, with their polygons; approximate communes are marked geom_quality = approximate",
+    readers=None, limit="none", filters=UnitFilters, fields=FIELDS, geometry_type="MultiPolygon", opener=open_units)
