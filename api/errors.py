@@ -11,6 +11,10 @@ shape, FastAPI's own:
 and, under ``/openrosa``, into the OpenRosa response document that ODK
 Collect shows to the surveyor. An unexpected exception never reaches the
 client: :class:`api.middleware.RequestLog` answers 500 with the request id.
+
+A database outage (connection refused or lost, a pool or statement timeout)
+is not a bug: it is answered 503 with ``Retry-After``, so that the web form
+and ODK Collect keep the submission and send it again later.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from geodata.db import OUTAGE_ERRORS, unavailable
 from geodata.errors import (
     Conflict,
+    DatabaseUnavailable,
     InvalidInput,
     LabourAtlasError,
     Locked,
@@ -34,7 +40,10 @@ from geodata.errors import (
     TooLarge,
     Unavailable,
 )
+from geodata.logs import get_logger
 from survey.openrosa import OPENROSA_VERSION, response_xml
+
+log = get_logger("errors")
 
 STATUS: dict[type[LabourAtlasError], int] = {
     NotFound: 404,
@@ -82,7 +91,15 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     status = status_of(exc)
     # An account error that is really a conflict (a name taken) answers as one: a message, not a field list.
     detail = exc.as_detail() if status == 422 and isinstance(exc, InvalidInput) else str(exc)
-    return error_response(request, status, detail)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, DatabaseUnavailable) else None
+    return error_response(request, status, detail, headers)
+
+
+async def _database_outage(request: Request, exc: Exception) -> Response:
+    # The cause goes to the log (it names hosts and ports), the user is told to retry.
+    log.warning("database unavailable in %s %s: %s", request.method, request.url.path,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return await _domain_error(request, unavailable())
 
 
 def unreadable_body(exc: HTTPException) -> str | None:
@@ -199,5 +216,7 @@ def document_error_answers(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(LabourAtlasError, _domain_error)
+    for error in OUTAGE_ERRORS:
+        app.add_exception_handler(error, _database_outage)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -12,18 +12,20 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.gzip import GZipMiddleware
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import Scope
 
 from api.caching import IMMUTABLE, REVALIDATE
 from api.errors import document_error_answers, install_error_handlers
-from api.middleware import BodyLimit, RequestLog
+from api.middleware import BodyLimit, Deadline, RequestLog
 from api.routers import (
     aggregates,
     audit,
     auth,
     break_glass,
     dashboard,
+    exports,
     health,
     incidents,
     layers,
@@ -40,6 +42,7 @@ from api.routers import (
     units,
     users,
 )
+from etl.exports.jobs import fail_unfinished
 from geodata import data_versions
 from geodata.db import get_engine
 from geodata.logs import configure_logging
@@ -76,6 +79,9 @@ async def frozen_start_up(app: FastAPI):
     # Without a database configured, every request says so, and there is nothing to listen to.
     with suppress(RuntimeError):
         data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))
+    # Export jobs of a server that stopped will not be finished: say so to their owners.
+    with suppress(RuntimeError, SQLAlchemyError):
+        fail_unfinished(get_engine())
     yield
     data_versions.watch.stop()
     gc.unfreeze()
@@ -99,10 +105,15 @@ def create_app() -> FastAPI:
     # Added last, outermost: the request log sees every answer, the body limit's too. Compression sits
     # between them: it wraps every answer (errors too) and the log still counts its time.
     app.add_middleware(BodyLimit)
-    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES)
+    # A GeoPackage is a database file: compressing hundreds of megabytes on the fly (level 9) would cost the
+    # server more time than writing it. Zips are left alone by Starlette already.
+    app.add_middleware(GZipMiddleware, minimum_size=COMPRESS_FROM_BYTES,
+                       exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/geopackage+sqlite3"))
+    # Inside the log: a request given up on is logged with its 503.
+    app.add_middleware(Deadline)
     app.add_middleware(RequestLog)
     for module in (health, units, locate, submissions, openrosa, pages, survey_page, auth, users, audit, aggregates,
-                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports):
+                   subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, exports):
         app.include_router(module.router)
     app.include_router(openrosa.public)
     document_error_answers(app)

@@ -8,6 +8,7 @@ must stay so.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -150,3 +151,78 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class Deadline:
+    """Answers 503 with Retry-After when a request has had no answer ``request_timeout_seconds`` after its last
+    body bytes arrived, so that no client waits on a database that hangs without failing.
+
+    The work goes on in its thread (it cannot be stopped) and its answer,
+    when it comes, is dropped: a submission it stores after all is found
+    when the phone sends it again, and answered "stored before". An answer
+    that has begun (a long download) is never cut.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        timeout = get_settings().request_timeout_seconds if scope["type"] == "http" else 0
+        if not timeout:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        last_bytes = loop.time()
+        started = given_up = False
+
+        async def timed_receive() -> Message:
+            nonlocal last_bytes
+            message = await receive()
+            last_bytes = loop.time()  # a slow upload is not a hang
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if given_up:
+                return  # the client has its 503 already
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        # One timer per request, moved on while the body arrives (no task per request: the work runs inline).
+        def check() -> None:
+            nonlocal timer, given_up
+            left = last_bytes + timeout - loop.time()
+            if started:
+                timer = None
+            elif left > 0:
+                timer = loop.call_later(left, check)
+            else:
+                given_up = True  # from now on the work's own answer is dropped
+                answer = loop.create_task(_unavailable(scope, receive, send))
+                _GIVEN_UP.add(answer)
+                answer.add_done_callback(_GIVEN_UP.discard)
+
+        timer = loop.call_later(timeout, check)
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception as exc:
+            if not given_up:
+                raise
+            errors_log.warning("after its deadline, %s %s failed: %r", scope["method"], route_template(scope), exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+# The 503 answers being sent (a task needs a reference until it ends).
+_GIVEN_UP: set[asyncio.Task] = set()
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    from api.errors import error_response
+    from geodata.db import unavailable
+
+    exc = unavailable()
+    errors_log.warning("no answer within %.0f s to %s %s: answered 503", get_settings().request_timeout_seconds,
+                       scope["method"], route_template(scope))
+    await error_response(Request(scope), 503, str(exc), {"Retry-After": str(exc.retry_after)})(scope, receive, send)

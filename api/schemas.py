@@ -55,6 +55,10 @@ Geometry = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
 # -- health --------------------------------------------------------------------------
 class Health(Out):
     status: Literal["ok", "unavailable"]
+    # The dependencies that fail now, by name ("database", "postgis", "schema"); empty when all is well.
+    down: list[str] = []
+    # Each dependency and what was found: "ok", a version, or why it fails.
+    dependencies: dict[str, str] = {}
     database: str
     postgis: str | None = None
     admin_units: int | None = None
@@ -619,3 +623,26 @@ class AreaUnits(Out):
     current_structure: str | None = Field(description="The boundary structure in force today (Viet Nam's date)")
     columns: list[str] = Field(description="What each row of units holds, in order")
     units: list[list[str | None]]
+
+
+class ExportJob(Out):
+    """A background export: its state, progress and file (``GET /api/v1/export-jobs/{id}/file`` once ``done``)."""
+
+    id: str
+    owner: str
+    layer: str
+    format: str
+    crs: str
+    filters: dict[str, Any]
+    state: Literal["queued", "running", "done", "failed", "expired"]
+    rows_total: int | None = None
+    rows_done: int = 0
+    file_name: str | None = None
+    file_bytes: int | None = None
+    error: str | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    expires_at: str
+    status_url: str
+    file_url: str | None = None

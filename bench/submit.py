@@ -173,6 +173,7 @@ class Connection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}  # of the last answer, names in lower case
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         if self.writer is None:
@@ -198,6 +199,7 @@ class Connection:
             if ":" in line:
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
+        self.headers = headers
         if "content-length" in headers:
             length = int(headers["content-length"])
             if length > MAX_BODY:

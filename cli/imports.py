@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +18,7 @@ from etl.recruiters import import_events, import_recruiters
 from etl.surveys import SurveyImportError, import_surveys
 from etl.tables import TableImportError
 from etl.targets import import_targets
-from geodata.db import get_engine
+from geodata.db import get_engine, is_outage
 from geodata.errors import LabourAtlasError
 from geodata.settings import MissingSecret
 from geodata.structures import Level, Structure
@@ -44,7 +46,7 @@ def boundaries(
     """Import boundary polygons of one level; all or nothing, recorded so that it can be undone."""
     fields = BoundaryFields(code=code_field, name=name_field, parent=parent_field, unit_type=type_field)
     try:
-        with progress_bar(f"reading {path.name}") as update:
+        with progress_bar(f"reading {path.name}") as update, outage_undone(path):
             r = import_boundaries(
                 path, level=level, structure=structure, fields=fields, layer=layer, assume_crs=assume_crs, encoding=encoding,
                 allow_parent_change=allow_parent_change, allow_new_units=allow_new_units, dry_run=dry_run, progress=update,
@@ -103,7 +105,7 @@ def surveys(
 ) -> None:
     """Import survey records from CSV; invalid rows go to quarantine with their row numbers."""
     try:
-        with progress_bar(f"importing {path.name}") as update:
+        with progress_bar(f"importing {path.name}") as update, outage_undone(path):
             r = import_surveys(path, progress=update)
     except (SurveyImportError, MissingSecret) as exc:
         fail(f"{exc}\nNothing was imported.")
@@ -129,13 +131,29 @@ def targets(path: Annotated[Path, typer.Argument(help="CSV or XLSX: unit_code, s
 def run_table_import(load, path: Path, what: str, **kwargs):
     """Run one all-or-nothing table import in its own transaction and print what it did (or fail with its errors)."""
     try:
-        with get_engine().begin() as conn:
+        with outage_undone(path), get_engine().begin() as conn:
             r = load(conn, path, **kwargs)
     except TableImportError as exc:
         fail(str(exc))
     changed = f", {r.inserted} new, {r.updated} updated" if hasattr(r, "inserted") else ""
     console.print(f"{r.path} (read as {r.read_as}): {r.rows} {what}{changed}", highlight=False)
     return r
+
+
+@contextmanager
+def outage_undone(path: Path) -> Iterator[None]:
+    """Say plainly that an import cut off by a database outage wrote nothing and can simply be run again.
+
+    Every import is one transaction: a lost connection rolls it back whole.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fail(f"{path}: the database became unavailable during the import ({reason}).\n"
+             "Nothing was imported: run the same command again when the database is back.")
 
 
 def operator() -> str:

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from pyproj import CRS, Transformer
+from pyproj.crs import BoundCRS
+from pyproj.crs.coordinate_operation import ToWGS84Transformation
+from pyproj.enums import WktVersion
 
 from geodata.errors import InvalidInput
 from geodata.tm3 import provincial_meridians
@@ -78,6 +81,43 @@ class OutputCrs:
             return "+proj=noop"
         last = f"+step {self.projection}" if self.projection else "+step +proj=unitconvert +xy_in=rad +xy_out=deg"
         return f"+proj=pipeline {WGS84_TO_VN2000_STEPS} {last}"
+
+    @property
+    def towgs84(self) -> tuple[float, ...] | None:
+        """The pinned Helmert as WKT1 ``TOWGS84`` values (None for WGS 84).
+
+        ``TOWGS84`` is the *position vector* convention (OGC 01-009), so the three
+        rotations are those of :data:`HELMERT` (coordinate frame) with their signs
+        turned: the same transformation, written the way GDAL, QGIS and PROJ read it.
+        """
+        if not self.is_vn2000:
+            return None
+        h = HELMERT
+        return (h["x"], h["y"], h["z"], -h["rx"], -h["ry"], -h["rz"], h["s"])
+
+    def file_crs(self) -> CRS:
+        """The CRS a file says it is in: EPSG's definition, bound for VN-2000 to WGS 84 by :attr:`towgs84`.
+
+        EPSG's code alone would let the program that opens the file pick a
+        transformation back to WGS 84 (PROJ may choose EPSG's "(1)", the
+        Mekong-delta fit; programs reading an ESRI .prj pick by name), and a
+        point exported here would come back up to a metre away. With the seven
+        parameters in the file, GDAL, QGIS and PROJ undo exactly the
+        transformation the export applied.
+        """
+        if not self.is_vn2000:
+            return self.crs
+        base = self.crs
+        return BoundCRS(source_crs=base, target_crs=CRS.from_epsg(4326),
+                        transformation=ToWGS84Transformation(base.geodetic_crs, *self.towgs84))
+
+    def wkt(self) -> str:
+        """:meth:`file_crs` as WKT 1 (GDAL's flavour: EPSG codes kept, ``TOWGS84`` in the datum), for .prj and GeoPackage.
+
+        >>> "TOWGS84[-191.90441429,-39.30318279,-111.45032835,0.00928836,-0.01975479,0.00427372,0.252906278]" in parse_crs("EPSG:3405").wkt()
+        True
+        """
+        return self.file_crs().to_wkt(WktVersion.WKT1_GDAL)
 
     def transformer(self) -> Transformer:
         """From WGS 84 (x = longitude, y = latitude) to this CRS (x = easting or longitude), pinned."""

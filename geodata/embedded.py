@@ -76,6 +76,9 @@ class EmbeddedPostgres:
     folder: Path
     # Tests may trade crash safety for speed; a demo keeps its data safe.
     durable: bool = True
+    # The port to listen on: a free one at the first start, the same one at
+    # every later start of this object (clients keep their URL across a restart).
+    port: int | None = None
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder).absolute()
@@ -164,7 +167,7 @@ class EmbeddedPostgres:
             self.init()
         port = self._running_port()
         if port is None:
-            port = free_port()
+            port = self.port or free_port()
             log = self.folder / "server.log"
             # 256 MB of shared buffers (the default, 128 MB, is for tiny
             # machines): survey tables and their indexes stay in memory.

@@ -57,3 +57,17 @@ class TooLarge(LabourAtlasError):
 
 class Unavailable(LabourAtlasError):
     """What was asked for cannot be served now (a release that failed its audit); the operators have the details."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached now (down, restarting, overloaded); the same request later will work.
+
+    ``retry_after``: seconds after which trying again makes sense.
+
+    >>> DatabaseUnavailable("the database is restarting", retry_after=5).retry_after
+    5
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -72,6 +72,23 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("LABOUR_ATLAS_DATABASE_URL", "DATABASE_URL"))
     secret_key: str | None = None
+    # Database outages: a connection attempt gives up after this many
+    # seconds (an unreachable host otherwise hangs for minutes), a request
+    # waits at most this long for a pooled connection, and a server
+    # statement is cancelled after this long (0: never; the command line's
+    # imports and migrations are not limited). Requests that meet an
+    # outage are answered 503 with Retry-After of this many seconds; each
+    # pooled connection is tested before use, so the server recovers by
+    # itself when the database is back.
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=120)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
+    retry_after_seconds: int = Field(default=10, ge=1, le=3600)
+    # A database that hangs without failing (a frozen host, a stalled disk)
+    # answers nothing and refuses nothing: a request with no answer this
+    # long after its body arrived is answered 503 all the same (0: never).
+    # Longer than the timeouts above, which answer first when they can.
+    request_timeout_seconds: float = Field(default=60.0, ge=0, le=3600)
     data_dir: Path = Path(".labour-atlas")
     # Demo mode (`labour-atlas demo`): the only mode in which a weak or
     # generated secret is accepted.
@@ -144,6 +161,12 @@ class Settings(BaseSettings):
     boundary_max_overlap: float = Field(default=0.01, ge=0, le=1)
     boundary_max_gap: float = Field(default=0.01, ge=0, le=1)
     boundary_sliver_m2: float = Field(default=1000.0, ge=0)
+    # Exports: an export of more rows than this is not streamed by GET but
+    # made as a job (POST); a job's file is kept this many hours, under
+    # `export_dir` (default: `data_dir`/exports).
+    export_job_rows: int = Field(default=200_000, ge=1)
+    export_job_hours: int = Field(default=24, ge=1, le=24 * 30)
+    export_dir: Path | None = None
 
     @model_validator(mode="after")
     def _refuse_a_weak_secret(self) -> Settings:
@@ -154,6 +177,11 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(f"refusing to start: {problem}.\n{SECRET_ADVICE}")
         return self
+
+    @property
+    def export_files(self) -> Path:
+        """Where export jobs keep their files."""
+        return self.export_dir or self.data_dir / "exports"
 
     def require_secret(self, needed_for: str = "the server cannot sign tokens or hash national IDs") -> str:
         """The server secret; raises :class:`MissingSecret` (saying what it is ``needed_for``) when it is not set."""

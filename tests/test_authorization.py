@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -55,6 +56,7 @@ class World:
     quarantine_id: int
     national_id: str
     incident_id: str = ""
+    job_id: str = ""
     made: list[str] = field(default_factory=list)
 
     def store(self, payload: dict, sender: str) -> str:
@@ -291,6 +293,58 @@ def hotspots_lack_commune(r, w) -> bool:
     return too_few or features_lack_commune(r, w)
 
 
+def export(layer: str, method: str = "GET", **params) -> Call:
+    """An export of ``layer`` (GeoJSON, to be read back), or with POST a job of it."""
+    def call(w, u):
+        query = {"format": "geojson", **params}
+        headers = bearer(u) if u else {}
+        if method == "POST":
+            return w.client.post(f"/api/v1/exports/{layer}", params=query, headers=headers)
+        return w.client.get(f"/api/v1/exports/{layer}", params=query, headers=headers)
+
+    return call
+
+
+def get_incident_count_export(w, u, method: str = "GET"):
+    params = {"level": "province", "period": RELEASED} if released_reader(u) else {"level": "commune"}
+    r = export("incident-counts", method, **params)(w, u)
+    r.released = released_reader(u)
+    return r
+
+
+def job_accepted(r, w) -> bool:
+    return r.status_code == 202 and r.json()["state"] in ("queued", "running", "done")
+
+
+def job_accepted_or_too_few(r, w) -> bool:
+    return job_accepted(r, w) or (r.status_code == 422 and "at least 30" in r.text)
+
+
+def a_job_of(owner: str) -> Call:
+    """Make a small job as the officer of province 42 ("in"), then call its status (or file) as ``u``: others get 404."""
+    def call(w, u):
+        maker = w.users["officer", "in"]
+        if owner not in w.made:
+            made = w.client.post("/api/v1/exports/units", params={"format": "csv", "parent": "42", "level": "province",
+                                                                  "structure": "2025"}, headers=bearer(maker))
+            w.made.append(owner)
+            w.job_id = made.json()["id"]
+            deadline = time.monotonic() + 60
+            while w.client.get(f"/api/v1/export-jobs/{w.job_id}", headers=bearer(maker)).json()["state"] != "done":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        suffix = "/file" if owner == "file" else ""
+        r = w.client.get(f"/api/v1/export-jobs/{w.job_id}{suffix}", headers=bearer(u) if u else {})
+        r.mine = u is not None and u.name == maker.name
+        return r
+
+    return call
+
+
+def own_job(r, w) -> bool:
+    return r.status_code == 200 if r.mine else r.status_code == 404
+
+
 def sign_in(w, u):
     return w.client.post("/api/v1/auth/token", data={"username": f"nobody-{secrets.token_hex(4)}", "password": "not a password"})
 
@@ -365,6 +419,34 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/maps/hotspots/frame"): Case(get("/maps/hotspots/frame", level="commune", permutations=99), ok,
                                           lambda r, w: r.status_code in (200, 422)),
     ("GET", "/maps/recruiters/frame"): same(get("/maps/recruiters/frame")),
+    ("GET", "/api/v1/exports/units"): same(export("units", structure="2025", level="province", parent="42")),
+    ("POST", "/api/v1/exports/units"): same(export("units", "POST", structure="2025", level="province", parent="42")),
+    ("GET", "/api/v1/exports/coverage"): Case(export("coverage", structure="2025", level="commune", year=YEAR),
+                                              features_have_commune, features_lack_commune),
+    ("POST", "/api/v1/exports/coverage"): Case(export("coverage", "POST", structure="2025", level="commune", year=YEAR),
+                                               job_accepted, job_accepted),
+    ("GET", "/api/v1/exports/incidents"): Case(export("incidents"), listed("incident_id"), not_listed("incident_id")),
+    ("POST", "/api/v1/exports/incidents"): Case(export("incidents", "POST"), job_accepted, job_accepted),
+    ("GET", "/api/v1/exports/incident-counts"): Case(get_incident_count_export, counts_have_area, counts_lack_area),
+    ("POST", "/api/v1/exports/incident-counts"): Case(lambda w, u: get_incident_count_export(w, u, "POST"),
+                                                      job_accepted, job_accepted),
+    ("GET", "/api/v1/exports/hotspots"): Case(export("hotspots", level="commune", permutations=99), hotspots_have_commune,
+                                              hotspots_lack_commune),
+    ("POST", "/api/v1/exports/hotspots"): Case(export("hotspots", "POST", level="commune", permutations=99), job_accepted,
+                                               job_accepted_or_too_few),
+    ("GET", "/api/v1/exports/emerging-hotspots"): Case(export("emerging-hotspots", level="commune", permutations=99),
+                                                       features_have_commune, hotspots_lack_commune),
+    ("POST", "/api/v1/exports/emerging-hotspots"): Case(export("emerging-hotspots", "POST", level="commune", permutations=99),
+                                                        job_accepted, job_accepted_or_too_few),
+    ("GET", "/api/v1/exports/recruiters"): same(export("recruiters")),
+    ("POST", "/api/v1/exports/recruiters"): Case(export("recruiters", "POST"), job_accepted, job_accepted),
+    ("GET", "/api/v1/exports/recruiter-areas"): same(export("recruiter-areas")),
+    ("POST", "/api/v1/exports/recruiter-areas"): Case(export("recruiter-areas", "POST"), job_accepted, job_accepted),
+    ("GET", "/api/v1/exports/survey-records"): Case(export("survey-records", format="csv"), listed("record_id"),
+                                                    not_listed("record_id")),
+    ("POST", "/api/v1/exports/survey-records"): Case(export("survey-records", "POST", format="csv"), job_accepted, job_accepted),
+    ("GET", "/api/v1/export-jobs/{job_id}"): Case(a_job_of("status"), own_job, own_job),
+    ("GET", "/api/v1/export-jobs/{job_id}/file"): Case(a_job_of("file"), own_job, own_job),
     ("HEAD", "/openrosa/submission"): same(odk_head),
     ("POST", "/openrosa/submission"): Case(odk_post, lambda r, w: r.status_code == 201, lambda r, w: r.status_code == 403),
 }

@@ -85,7 +85,7 @@ def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: 
 
     def chunks(c: Connection) -> Iterator[Chunk]:
         result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(text(sql), params)
-        for part in result.partitions():
+        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
             columns = list(zip(*part, strict=True))
             geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
             yield Chunk(list(columns[0]), {spec.name: list(col) for spec, col in zip(POINT_FIELDS, columns[:-1], strict=True)},

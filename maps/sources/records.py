@@ -102,7 +102,7 @@ def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shap
 
     def chunks(c: Connection) -> Iterator[Chunk]:
         result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
-        for part in result.partitions():
+        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
             columns = list(zip(*part, strict=True))
             ids = list(columns[0])
             audit(ids)

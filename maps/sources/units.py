@@ -59,7 +59,7 @@ def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, p
 
     def chunks(c: Connection) -> Iterator[Chunk]:
         result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
-        for part in result.partitions():
+        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
             columns = list(zip(*part, strict=True))
             geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
             yield Chunk([f"{structure}:{code}" for code in columns[0]],

@@ -473,7 +473,8 @@
       return body.access_token;
     }
     if (r.status === 401) { endSession(TEXT.sessionEnded); return null; }
-    return 'offline';  // the server is in trouble: try later
+    retryLater(r);
+    return 'offline';  // the server is in trouble: try later (after its Retry-After, if it gave one)
   }
 
   // -------------------------------------------------------------- the form
@@ -1147,6 +1148,15 @@
     }
     return flags;
   }
+  // A 503 (the database restarting) or 429 says in Retry-After when to try again: sooner than the
+  // regular flush, never more often than once a second; without it the regular flush tries.
+  let retryTimer = null;
+  function retryLater(r) {
+    const seconds = Number(r.headers && r.headers.get('Retry-After'));
+    if (!isFinite(seconds) || seconds <= 0 || retryTimer) return;
+    const ms = Math.min(Math.max(seconds * 1000, 1000), FLUSH_EVERY_MS);
+    retryTimer = setTimeout(() => { retryTimer = null; flush(); }, ms);
+  }
   async function sendQueue() {
     const queue = await readQueue();
     if (!queue.length) return true;
@@ -1195,7 +1205,8 @@
       } else if (r.status === 401) {
         return false;
       } else if (r.status >= 500 || r.status === 408 || r.status === 429) {
-        return false;  // the server is in trouble: try again later
+        retryLater(r);  // the server or its database is in trouble: the form stays queued
+        return false;
       } else {
         await removeFromQueue(item.id);
         const detail = body && body.detail ? (typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail)) : '';

@@ -1,0 +1,33 @@
+"""GeoPackage: one table named after the layer, full field names and types, the CRS as used.
+
+The rows go to GDAL as one Arrow stream (one transaction, one chunk in memory
+at a time). The CRS row of ``gpkg_spatial_ref_sys`` is EPSG's code with the
+definition of :meth:`geodata.crs.OutputCrs.wkt`: for VN-2000 the datum carries the
+``TOWGS84`` of the pinned transformation, so the file says which of the
+published transformations moved its points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+import pyogrio
+
+from etl.exports.arrow import GEOMETRY, batches, schema
+from etl.exports.files import blocks, scratch
+from etl.exports.target import Target
+from maps.sources import Chunk
+
+
+def write_gpkg(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+    """The layer as a GeoPackage file, in blocks."""
+    with scratch() as tmp:
+        path = tmp / f"{target.layer}.gpkg"
+        out = schema(target)
+        reader = pa.RecordBatchReader.from_batches(out, batches(chunks, target, out))
+        pyogrio.write_arrow(reader, path, layer=target.layer.replace("-", "_"), driver="GPKG", geometry_name=GEOMETRY,
+                            geometry_type=target.geometry_type, crs=target.crs.wkt(),
+                            layer_options={"IDENTIFIER": target.title, "DESCRIPTION": f"Labour Atlas: {target.title}, "
+                                                                                    f"{target.crs.label}"})
+        yield from blocks(path)

@@ -1,0 +1,68 @@
+"""Shapefile: a .zip of .shp, .shx, .dbf, .prj, .cpg (UTF-8) and fields.csv (the full field names).
+
+- Field names are cut to 10 characters by the rule of :mod:`etl.exports.fieldnames`;
+  ``fields.csv`` gives each short name its full name, type and meaning.
+- The .dbf is UTF-8 (Vietnamese intact) and the .cpg says so.
+- A DBF has no date-and-time or JSON type: both are text (ISO 8601, JSON).
+- Text fields grow as long values come, up to 254 bytes (DBF's limit: a longer
+  text, e.g. a long review comment, is cut there; GeoPackage keeps it whole), and
+  are then narrowed to the longest value (:mod:`etl.exports.dbf`), so the file is
+  no wider than its data.
+- The .prj is written here, not by GDAL: GDAL writes ESRI's WKT dialect, which has
+  no place for the datum shift, so a program reading it would pick its own
+  transformation from VN-2000 to WGS 84 (PROJ may take EPSG's "(1)", ArcGIS picks
+  by name). The .prj is :meth:`geodata.crs.OutputCrs.wkt` instead: WKT 1 as GDAL,
+  QGIS and PROJ read it, with EPSG's codes and, for VN-2000, the ``TOWGS84`` of the
+  one pinned transformation the points were moved with.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+import pyogrio
+
+from etl.exports.arrow import GEOMETRY, batches, schema
+from etl.exports.dbf import narrow_text_fields
+from etl.exports.fieldnames import shapefile_names
+from etl.exports.files import blocks, scratch
+from etl.exports.target import Target
+from maps.sources import Chunk
+
+PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+def fields_csv(target: Target, names: dict[str, str]) -> str:
+    """The sidecar naming every field: short name, full name, type, meaning."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["shapefile_name", "name", "type", "description"])
+    for f in target.fields:
+        w.writerow([names[f.name], f.name, "text" if f.type in ("json", "datetime") else f.type, f.description])
+    return out.getvalue()
+
+
+def write_shapefile(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+    """The layer as a zipped shapefile, in blocks."""
+    names = shapefile_names([f.name for f in target.fields])
+    with scratch() as tmp:
+        stem = target.layer.replace("-", "_")
+        out = schema(target, names, datetimes=False)
+        longest = [0] * len(target.fields)
+        reader = pa.RecordBatchReader.from_batches(out, batches(chunks, target, out, longest))
+        pyogrio.write_arrow(reader, tmp / f"{stem}.shp", driver="ESRI Shapefile", geometry_name=GEOMETRY,
+                            geometry_type=target.geometry_type, crs=target.crs.wkt(), encoding="UTF-8")
+        narrow_text_fields(tmp / f"{stem}.dbf", longest)
+        (tmp / f"{stem}.prj").write_text(target.crs.wkt(), encoding="ascii")
+        (tmp / f"{stem}.cpg").write_text("UTF-8", encoding="ascii")
+        archive = tmp / f"{stem}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            for ext in PARTS:
+                z.write(tmp / f"{stem}{ext}", f"{stem}{ext}")
+                (tmp / f"{stem}{ext}").unlink()  # the disk holds one copy at a time
+            z.writestr("fields.csv", "\ufeff" + fields_csv(target, names))
+        yield from blocks(archive)
