@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from maps.sources import SOURCES
 from survey.definition import RecordKind
 from survey.records import ReviewStatus
 
@@ -625,6 +626,11 @@ class AreaUnits(Out):
     units: list[list[str | None]]
 
 
+# The names of every layer's filters (an export job keeps the filters it was asked with): declared, so that a
+# job's answer holds nothing but them.
+ExportFilterName = Literal[tuple(sorted({name for source in SOURCES.values() for name in source.filters.model_fields}))]
+
+
 class ExportJob(Out):
     """A background export: its state, progress and file (``GET /api/v1/export-jobs/{id}/file`` once ``done``)."""
 
@@ -633,7 +639,8 @@ class ExportJob(Out):
     layer: str
     format: str
     crs: str
-    filters: dict[str, Any]
+    filters: dict[ExportFilterName, str | int | float | bool | list[str]] = Field(
+        description="The layer's filters the export was asked with (its query parameters, by name)")
     state: Literal["queued", "running", "done", "failed", "expired"]
     rows_total: int | None = None
     rows_done: int = 0
