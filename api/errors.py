@@ -19,6 +19,8 @@ and ODK Collect keep the submission and send it again later.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -100,14 +102,115 @@ async def _database_outage(request: Request, exc: Exception) -> Response:
     return await _domain_error(request, unavailable())
 
 
+def unreadable_body(exc: HTTPException) -> str | None:
+    """Why FastAPI could not read a JSON body, when it says only "There was an error parsing the body" (400).
+
+    FastAPI keeps the reason as the exception's cause: bytes that are not
+    UTF-8, or arrays and objects nested beyond what Python's parser recurses
+    into. Both are the caller's input, answered like any other invalid field.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not valid UTF-8: byte 0x{cause.object[cause.start]:02x} at position {cause.start} (send the body in UTF-8)"
+    if isinstance(cause, RecursionError):
+        return "not readable: arrays or objects nested too deeply"
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and (reason := unreadable_body(exc)):
+        return error_response(request, 422, [{"loc": ["body"], "msg": reason, "type": "value_error"}])
     return error_response(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
+
+
+def validation_detail(errors: list[dict]) -> list[dict]:
+    """FastAPI's validation errors as the app answers them: where, what, which kind; not the input echoed back
+    (a caller's own personal data, or megabytes of it) nor pydantic's internals (``ctx``, ``url``).
+
+    >>> validation_detail([{"loc": ("query", "y"), "msg": "Input should be >= 0", "type": "greater_than_equal",
+    ...                     "input": "-4", "ctx": {"ge": 0}}])
+    [{'loc': ['query', 'y'], 'msg': 'Input should be >= 0', 'type': 'greater_than_equal'}]
+    """
+    return [{"loc": list(e.get("loc", ())), "msg": _message(e), "type": str(e.get("type", ""))} for e in errors]
+
+
+def _message(error: dict) -> str:
+    """pydantic's message; for a body that is not JSON, with the parser's reason (FastAPI keeps it in ``ctx``)."""
+    reason = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and isinstance(reason, str):
+        return f"not valid JSON: {reason}"
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(request, 422, exc.errors())
+    return error_response(request, 422, validation_detail(list(exc.errors())))
+
+
+# The error answers every route can give, beside those its rule and its shape add (see document_error_answers).
+ANY_ROUTE = {422: "Invalid input: each rejected field named", 503: "A service it needs is unavailable; try again later"}
+SIGNED_IN = {401: "Not signed in, or the token is invalid or expired", 403: "Your role may not do this"}
+WITH_BODY = {400: "The body cannot be read", 413: "The body is larger than the limit"}
+WITH_PATH = {404: "Nothing with this identifier (that you may see)"}
+
+
+def document_error_answers(app: FastAPI) -> None:
+    """Declare in the app's OpenAPI document the error answers of every route, in the shape they come in.
+
+    Outside /openrosa an error is JSON (:class:`api.schemas.ErrorAnswer`);
+    under /openrosa it is an OpenRosa XML document. Where a route declares a
+    status with its own model (a submission's outcome), either shape may come:
+    its own, or an error raised before the route runs (the access rule, the
+    body limit). The document is completed once, when first asked for.
+    """
+    from api.access import Allow, app_route_rules
+    from api.schemas import ErrorAnswer
+
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = generate()
+        error = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components.update(error.pop("$defs", {}))
+        components["ErrorAnswer"] = error
+        json_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+        xml_error = {"text/xml": {"schema": {"type": "string"}}}
+        signed_in = {(r.method, r.path) for r in app_route_rules(app) if any(isinstance(rule, Allow) for rule in r.rules)}
+        for path, operations in doc.get("paths", {}).items():
+            for method, operation in operations.items():
+                errors = dict(ANY_ROUTE)
+                if (method.upper(), path) in signed_in:
+                    errors |= SIGNED_IN
+                if method in ("post", "put", "patch"):
+                    errors |= WITH_BODY
+                if any(p.get("in") == "path" for p in operation.get("parameters", ())):
+                    errors |= WITH_PATH
+                own = xml_error if path.startswith(OPENROSA_PREFIX) else json_error
+                responses = operation.setdefault("responses", {})
+                # Error statuses the route declares itself, without saying their shape, come in the same shape.
+                errors |= {int(code): "" for code, declared in responses.items() if code[0] in "45" and "content" not in declared}
+                for status, description in errors.items():
+                    declared = responses.setdefault(str(status), {"description": description})
+                    content = declared.setdefault("content", {})
+                    # FastAPI's own 422 model: not the shape of this app's answers (nor JSON under /openrosa).
+                    if content.get("application/json", {}).get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                        del content["application/json"]
+                    for media, body in own.items():
+                        schema = content.get(media, {}).get("schema")
+                        if schema is None:
+                            content[media] = body
+                        elif schema != body["schema"]:
+                            content[media] = {"schema": {"anyOf": [schema, body["schema"]]}}
+        if not any("HTTPValidationError" in json.dumps(o) for o in doc.get("paths", {}).values()):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:

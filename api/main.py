@@ -17,7 +17,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from starlette.types import Scope
 
 from api.caching import IMMUTABLE, REVALIDATE
-from api.errors import install_error_handlers
+from api.errors import document_error_answers, install_error_handlers
 from api.middleware import BodyLimit, Deadline, RequestLog
 from api.routers import (
     aggregates,
@@ -117,6 +117,7 @@ def create_app() -> FastAPI:
                    subjects, break_glass, targets, layers, incidents, tiles, dashboard, map_pages, reports, exports, ogc):
         app.include_router(module.router)
     app.include_router(openrosa.public)
+    document_error_answers(app)
     app.mount("/static", VersionedStatic(directory=STATIC), name="static")
     return app
 

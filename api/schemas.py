@@ -10,10 +10,11 @@ aggregates for leaders, planners and police carry counts only.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from maps.sources import SOURCES
 from survey.definition import RecordKind
 from survey.records import ReviewStatus
 
@@ -22,6 +23,34 @@ class Out(BaseModel):
     """A response model: fields not declared are dropped, never passed through."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+# -- errors ----------------------------------------------------------------------------
+class ErrorItem(Out):
+    """One rejected input, FastAPI's validation shape (without the input echoed back)."""
+
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field (and index)")
+    msg: str
+    type: str
+
+
+class ErrorAnswer(Out):
+    """The answer to a failed request outside /openrosa: a message, or the rejected inputs."""
+
+    detail: str | list[ErrorItem]
+
+
+# -- GeoJSON geometry ------------------------------------------------------------------
+GEOMETRY_TYPES = ["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]
+_SIMPLE_GEOMETRY = {"type": "object", "required": ["type"], "additionalProperties": False, "properties": {
+    "type": {"type": "string", "enum": GEOMETRY_TYPES},
+    "coordinates": {"type": "array", "description": "Positions (longitude, latitude), nested by the type"},
+    "bbox": {"type": "array", "items": {"type": "number"}},
+}}
+GEOMETRY_SCHEMA = {**_SIMPLE_GEOMETRY, "title": "Geometry", "description": "A GeoJSON geometry (RFC 7946, WGS 84)",
+                   "properties": {**_SIMPLE_GEOMETRY["properties"], "geometries": {"type": "array", "items": _SIMPLE_GEOMETRY}}}
+Geometry = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
+"""A GeoJSON geometry as PostGIS writes it: passed through unchanged (no per-vertex validation), declared exactly."""
 
 
 # -- health --------------------------------------------------------------------------
@@ -54,7 +83,7 @@ class UnitProperties(Out):
 class UnitFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="GeoJSON geometry (WGS 84), or null")
+    geometry: Geometry | None = Field(description="GeoJSON geometry (WGS 84), or null")
     properties: UnitProperties
 
 
@@ -117,7 +146,7 @@ class SubmissionOutcome(Out):
 
     status: Literal["created", "exists", "conflict", "rejected", "forbidden"]
     instance_id: str | None
-    detail: str | list[dict[str, Any]] | None = Field(
+    detail: str | list[ErrorItem] | None = Field(
         default=None, description="For errors: a message, or a list of {loc, msg, type} for rejected fields")
     errors: list[FieldProblem] | None = Field(default=None, description="Rejected fields with their messages")
     quarantine_id: int | None = None
@@ -276,7 +305,7 @@ class TargetOut(Out):
     kind: Literal["absolute", "minimum", "growth_percent"]
     value: float
     value_max: float | None
-    notes: dict[str, Any]
+    notes: dict[str, str] = Field(description="The file's other columns (source document, note ...), as text")
     source: str
     updated_by: str | None
     updated_at: dt.datetime
@@ -325,7 +354,7 @@ class CoverageProperties(Out):
 class CoverageFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: CoverageProperties
 
 
@@ -370,7 +399,7 @@ class IncidentProperties(Out):
 class IncidentFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: IncidentProperties
 
 
@@ -397,7 +426,7 @@ class IncidentCountProperties(Out):
 class IncidentCountFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: IncidentCountProperties
 
 
@@ -434,7 +463,7 @@ class HotspotProperties(Out):
 class HotspotFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: HotspotProperties
 
 
@@ -470,7 +499,7 @@ class EmergingProperties(Out):
 class EmergingFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None
+    geometry: Geometry | None
     properties: EmergingProperties
 
 
@@ -502,7 +531,7 @@ class RecruiterProperties(Out):
 class RecruiterFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="The head office")
+    geometry: Geometry | None = Field(description="The head office")
     properties: RecruiterProperties
 
 
@@ -535,7 +564,7 @@ class ActivityProperties(Out):
 class ActivityFeature(Out):
     type: Literal["Feature"] = "Feature"
     id: str
-    geometry: dict[str, Any] | None = Field(description="The activity area (null with fewer than 3 events)")
+    geometry: Geometry | None = Field(description="The activity area (null with fewer than 3 events)")
     properties: ActivityProperties
 
 
@@ -597,6 +626,11 @@ class AreaUnits(Out):
     units: list[list[str | None]]
 
 
+# The names of every layer's filters (an export job keeps the filters it was asked with): declared, so that a
+# job's answer holds nothing but them.
+ExportFilterName = Literal[tuple(sorted({name for source in SOURCES.values() for name in source.filters.model_fields}))]
+
+
 class ExportJob(Out):
     """A background export: its state, progress and file (``GET /api/v1/export-jobs/{id}/file`` once ``done``)."""
 
@@ -605,7 +639,8 @@ class ExportJob(Out):
     layer: str
     format: str
     crs: str
-    filters: dict[str, Any]
+    filters: dict[ExportFilterName, str | int | float | bool | list[str]] = Field(
+        description="The layer's filters the export was asked with (its query parameters, by name)")
     state: Literal["queued", "running", "done", "failed", "expired"]
     rows_total: int | None = None
     rows_done: int = 0

@@ -89,6 +89,19 @@ def sibling(path: Path, ext: str) -> Path | None:
     return None
 
 
+def refuse_cut_off_shp(path: Path) -> None:
+    """Refuse a .shp shorter than its header says (a copy or a download cut off): GDAL would read the missing
+    shapes as empty geometries, which sends the reader looking at the wrong features."""
+    with path.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or int.from_bytes(header[0:4], "big") != 9994:
+        raise BoundaryImportError(f"{path}: not a Shapefile (no .shp header)")
+    declared = int.from_bytes(header[24:28], "big") * 2  # in 16-bit words
+    actual = path.stat().st_size
+    if actual < declared:
+        raise BoundaryImportError(f"{path}: cut off: {actual:,} of the {declared:,} bytes its header declares; copy the file again")
+
+
 def describe_crs(crs: CRS | None) -> str:
     """A CRS in a few words (its EPSG code when it has one), never its whole WKT.
 
@@ -142,6 +155,13 @@ def read_layer(path: Path, layer: str | None = None, progress: Progress | None =
     path = Path(path)
     if not path.exists():
         raise BoundaryImportError(f"{path}: no such file")
+    if path.suffix.lower() == ".shp" and sibling(path, ".dbf") is None:
+        # GDAL reads a .shp alone as shapes without attributes: the import would then miss every field by name.
+        raise BoundaryImportError(
+            f"{path}: no {path.with_suffix('.dbf').name} beside it. A Shapefile is several files with one name: the .dbf "
+            "holds the codes and names of the features; copy it (and the .shx, .prj and .cpg) next to the .shp")
+    if path.suffix.lower() == ".shp":
+        refuse_cut_off_shp(path)
     # GDAL parses a whole GeoJSON file each time it opens one, to list its
     # layer or count its features: such a file (one layer by definition) is
     # opened once, to be read.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, text
 
 from etl.tables import Problem, check_rows, read_table, refuse_if_any, require_columns
@@ -40,7 +40,10 @@ def day(value: Any) -> Any:
     if isinstance(value, str):
         m = DAY_FIRST.match(value.strip())
         if m:
-            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+            try:
+                return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+            except ValueError as exc:
+                raise ValueError(f"{value.strip()} is not a date (day first: {exc})") from None
         return value.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}[T ]", value.strip()) else value
     return value
 
@@ -71,6 +74,13 @@ class IncidentIn(BaseModel):
     status: IncidentStatus = "reported"
     source: str = Field(default="", max_length=200)
 
+    @field_validator("occurred_on")
+    @classmethod
+    def _not_in_the_future(cls, value: dt.date) -> dt.date:
+        if value > dt.date.today() + dt.timedelta(days=1):
+            raise ValueError(f"{value} is in the future")
+        return value
+
     @model_validator(mode="after")
     def _place(self) -> IncidentIn:
         if (self.lon is None) != (self.lat is None):
@@ -80,8 +90,6 @@ class IncidentIn(BaseModel):
         if self.lon is not None and not in_vietnam(self.lon, self.lat):
             swapped = " (latitude and longitude seem swapped)" if in_vietnam(self.lat, self.lon) else ""
             raise ValueError(f"lon={self.lon}, lat={self.lat} is outside Viet Nam{swapped}")
-        if self.occurred_on > dt.date.today() + dt.timedelta(days=1):
-            raise ValueError(f"occurred_on {self.occurred_on} is in the future")
         if self.commune_code is not None:
             self.commune_code = self.commune_code.zfill(5)  # a spreadsheet's 4 is commune 00004
         return self

@@ -56,10 +56,15 @@ def _markets(value: Any) -> Any:
     return out
 
 
+# A licence number as the ministry writes them (123/LĐTBXH-GP, 05/2024/GP-DOLAB): letters, digits and / . - _ : and spaces,
+# starting with a letter or digit; so never a formula (=HYPERLINK(...)) nor a sentence of SQL.
+LICENCE_PATTERN = r"^[0-9A-Za-zÀ-ỹĐđ][0-9A-Za-zÀ-ỹĐđ/._: -]*$"
+
+
 class RecruiterIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    licence_number: str = Field(min_length=1, max_length=60)
+    licence_number: str = Field(min_length=1, max_length=60, pattern=LICENCE_PATTERN)
     name: str = Field(min_length=1, max_length=300)
     status: Annotated[RecruiterStatus, BeforeValidator(_word(STATUS_WORDS))] = "active"
     valid_from: Day | None = None
@@ -78,7 +83,8 @@ class RecruiterIn(BaseModel):
         if (self.lon is None) != (self.lat is None):
             raise ValueError("give both lon and lat of the head office, or neither")
         if self.lon is not None and not in_vietnam(self.lon, self.lat):
-            raise ValueError(f"the head office lon={self.lon}, lat={self.lat} is outside Viet Nam")
+            swapped = " (latitude and longitude seem swapped)" if in_vietnam(self.lat, self.lon) else ""
+            raise ValueError(f"the head office lon={self.lon}, lat={self.lat} is outside Viet Nam{swapped}")
         return self
 
 
@@ -86,7 +92,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event_id: str | None = Field(default=None, max_length=100)
-    licence_number: str | None = Field(default=None, max_length=60)
+    licence_number: str | None = Field(default=None, max_length=60, pattern=LICENCE_PATTERN)
     actor_name: str | None = Field(default=None, max_length=300)
     occurred_on: Day
     kind: Annotated[EventKind, BeforeValidator(_word(KIND_WORDS))] = "other"

@@ -63,7 +63,7 @@ def _first_undecodable(path: Path) -> tuple[int, int]:
 
 
 def sniff(path: Path) -> tuple[Dialect, list[str], int]:
-    """The dialect of a CSV file, its header and its number of data lines (the file is read once).
+    """The dialect of a CSV file, its header and its number of data rows (the file is read once, and checked).
 
     The encoding: a BOM says UTF-8 or UTF-16 (Excel's "Unicode text");
     otherwise the whole file must be UTF-8. A file in another encoding is
@@ -76,6 +76,9 @@ def sniff(path: Path) -> tuple[Dialect, list[str], int]:
     """
     with path.open("rb") as f:
         head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        raise CsvFormatError(f"{path}: a ZIP file, not text: an Excel workbook (.xlsx) saved with a .csv name? Import it "
+                             "named .xlsx, or save the sheet as \"CSV UTF-8 (Comma delimited)\"")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     else:
@@ -83,18 +86,67 @@ def sniff(path: Path) -> tuple[Dialect, list[str], int]:
     try:
         with path.open(encoding=encoding, newline="") as f:
             first = f.readline()
-            lines = sum(1 for _ in f)
+        if not first.strip():
+            raise CsvFormatError(f"{path}: the file is empty (no header line)")
+        best = max(SEPARATORS, key=lambda sep: (len(next(csv.reader([first], delimiter=sep))), -SEPARATORS.index(sep)))
+        header = [nfc(h).strip() for h in next(csv.reader([first], delimiter=best))]
+        # The one pass over the whole file: every byte decoded, every row's cells counted.
+        rows = check_shape(path, encoding, best, len(header))
     except UnicodeDecodeError:
         line, byte = _first_undecodable(path)
         raise CsvFormatError(
             f"{path}: not UTF-8 text (byte 0x{byte:02x} on line {line}). Excel's plain \"CSV\" on a "
             "Vietnamese Windows writes Windows-1258: save the sheet as \"CSV UTF-8 (Comma delimited)\" and import it again"
         ) from None
-    if not first.strip():
-        raise CsvFormatError(f"{path}: the file is empty (no header line)")
-    best = max(SEPARATORS, key=lambda sep: (len(next(csv.reader([first], delimiter=sep))), -SEPARATORS.index(sep)))
-    header = [nfc(h).strip() for h in next(csv.reader([first], delimiter=best))]
-    return Dialect(encoding, best, best == ";"), header, lines
+    return Dialect(encoding, best, best == ";"), header, rows
+
+
+def check_shape(path: Path, encoding: str, separator: str, width: int) -> int:
+    """The number of data rows of a CSV file; refuses a file whose rows cannot be told apart: a quoted cell never
+    closed (a file cut off), or a row with more cells than the header has columns (which column is which cannot
+    be known).
+
+    >>> import tempfile
+    >>> cut = Path(tempfile.mkdtemp()) / "cut.csv"
+    >>> _ = cut.write_text('a,b\\n1,"Lê', encoding="utf-8")
+    >>> _ = (cut.parent / "ok.csv").write_text('a,b\\n1,2\\n"3, 4",5\\n', encoding="utf-8")
+    >>> check_shape(cut.parent / "ok.csv", "utf-8", ",", 2)
+    2
+    >>> check_shape(cut, "utf-8", ",", 2)
+    Traceback (most recent call last):
+    ...
+    etl.survey_csv.CsvFormatError: .../cut.csv: row 2 (from line 2) cannot be read (unexpected end of data): a quoted cell is never closed, ...
+    """
+    def too_long(row: int, line: int, cells: int) -> CsvFormatError:
+        return CsvFormatError(f"{path}: row {row} (line {line}) has {cells} cells, the header {width} columns: "
+                              "which cell belongs to which column cannot be told")
+
+    # Most exports quote nothing: then a line is a row, and counting separators is enough (four times faster
+    # than the csv module on a million rows). The first quote sends the whole file to the csv module.
+    with path.open(encoding=encoding, newline="") as f:
+        next(f, None)
+        rows = 0
+        for rows, line in enumerate(f, start=1):  # the count is the answer when the loop ends
+            if '"' in line:
+                break
+            if line.count(separator) >= width:
+                raise too_long(rows + 1, rows + 1, line.count(separator) + 1)
+        else:
+            return rows
+    with path.open(encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=separator, strict=True)
+        next(reader, None)
+        row, starts = 1, 2
+        try:
+            for cells in reader:
+                row += 1
+                if len(cells) > width:
+                    raise too_long(row, starts, len(cells))
+                starts = reader.line_num + 1
+        except csv.Error as exc:
+            raise CsvFormatError(f"{path}: row {row + 1} (from line {starts}) cannot be read ({exc}): a quoted cell is never "
+                                 "closed, or has text after its closing quote; is the file cut off?") from None
+    return row - 1
 
 
 @dataclass

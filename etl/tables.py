@@ -36,7 +36,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, field {self.field}: {self.message}"
+        # A problem of the row as a whole (its place, given by two fields) names its fields in the message.
+        return f"row {self.row}, field {self.field}: {self.message}" if self.field else f"row {self.row}: {self.message}"
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
@@ -51,8 +52,14 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+            formulas = formula_cells(path)
         except Exception as exc:  # a damaged or foreign file: openpyxl's reasons vary
             raise TableImportError(f"{path}: cannot read as an Excel workbook ({exc})") from None
+        if formulas:
+            raise TableImportError(
+                f"{path}: {len(formulas)} cell(s) hold a formula, not a value (the file keeps no value for them, and a formula "
+                "can be a link that sends the reader away); copy the sheet and paste it as values. Nothing was imported:\n"
+                + "\n".join(f"  {p}" for p in formulas[:SHOWN_PROBLEMS]))
         how = "first sheet of an Excel workbook"
     else:
         try:
@@ -64,6 +71,21 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     frame.columns = [nfc(str(c)).strip().lower() for c in frame.columns]
     frame = frame.map(lambda v: nfc(v).strip() if isinstance(v, str) else ("" if v is None else str(v)))
     return frame, how
+
+
+def formula_cells(path: Path) -> list[Problem]:
+    """The cells of the first sheet of a workbook that hold a formula, as problems naming row and column."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True)
+    try:
+        rows = book.worksheets[0].iter_rows()
+        header = [str(c.value or "").strip().lower() for c in next(rows, ())]
+        return [Problem(cell.row, header[i] if i < len(header) and header[i] else f"column {i + 1}",
+                        f"a formula ({str(cell.value)[:60]})")
+                for row in rows for i, cell in enumerate(row) if cell.data_type == "f"]
+    finally:
+        book.close()
 
 
 def require_columns(path: Path, frame: pd.DataFrame, needed: Iterable[str], how: str, one_of: Iterable[tuple[str, ...]] = ()) -> None:
@@ -93,10 +115,10 @@ def check_rows(path: Path, frame: pd.DataFrame, model: type[M],
             good.append((n, model.model_validate(convert(values) if convert else values)))
         except ValidationError as exc:
             for e in exc.errors():
-                field = ".".join(str(p) for p in e["loc"]) or "row"
+                field = ".".join(str(p) for p in e["loc"])
                 problems.append(Problem(n, field, e["msg"].removeprefix("Value error, ")))
         except InvalidInput as exc:
-            problems.append(Problem(n, ".".join(map(str, exc.loc)) or "row", str(exc)))
+            problems.append(Problem(n, ".".join(map(str, exc.loc)), str(exc)))
     return good, problems
 
 

@@ -110,9 +110,22 @@ def store_targets(conn: Connection, targets: list[TargetIn], *, source: str, who
     return sum(flags), len(flags) - sum(flags)
 
 
+def repeated(targets: list[TargetIn], rows: list[int], what: str) -> list[Problem]:
+    """A problem for each target that repeats an earlier one's unit, structure, year and indicator (one statement
+    cannot set one target twice, and which value was meant cannot be told)."""
+    problems, seen = [], {}
+    for n, t in zip(rows, targets, strict=True):
+        key = (t.structure, t.unit_code, t.year, t.indicator)
+        if key in seen:
+            problems.append(Problem(n, "unit_code", f"repeats {what} {seen[key]} (same unit, structure, year and indicator)"))
+        seen.setdefault(key, n)
+    return problems
+
+
 def set_targets(conn: Connection, targets: list[TargetIn], *, source: str, who: str | None = None) -> tuple[int, int]:
     """Resolve and store targets sent through the API; raises :class:`InvalidInput` naming the item and field."""
     problems, _ = _resolve(conn, targets, list(range(len(targets))))
+    problems += repeated(targets, list(range(len(targets))), "item")
     if problems:
         p = problems[0]
         raise InvalidInput(f"{p.message}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
@@ -144,12 +157,7 @@ def import_targets(conn: Connection, path: Path, who: str | None = None) -> Targ
     targets = [t for _, t in checked]
     unresolved, padded = _resolve(conn, targets, rows)
     problems += unresolved
-    seen: dict[tuple, int] = {}
-    for n, t in zip(rows, targets, strict=True):
-        key = (t.structure, t.unit_code, t.year, t.indicator)
-        if key in seen:
-            problems.append(Problem(n, "unit_code", f"repeats row {seen[key]} (same unit, structure, year and indicator)"))
-        seen.setdefault(key, n)
+    problems += repeated(targets, rows, "row")
     refuse_if_any(path, sorted(problems, key=lambda p: p.row))
     inserted, updated = store_targets(conn, targets, source=f"file:{path.name}", who=who)
     return TargetImportResult(str(path), how, len(targets), inserted, updated, padded)

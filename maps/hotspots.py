@@ -355,10 +355,22 @@ def hexagon_geometries(layer: HotspotLayer) -> dict[str, Any]:
 
 
 def parse_dates(start: dt.date | None, end: dt.date | None, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The date range of a layer: the last 12 months by default."""
+    """The date range of a layer: the last 12 months by default.
+
+    >>> parse_dates(None, dt.date(2024, 2, 29))  # no 29 February a year before: from 1 March
+    (datetime.date(2023, 3, 1), datetime.date(2024, 2, 29))
+    >>> parse_dates(None, dt.date(1, 1, 1))
+    Traceback (most recent call last):
+    ...
+    geodata.errors.InvalidInput: no year before to 0001-01-01 to start from: give from
+    """
     today = today or dt.date.today()
     end = end or today
-    start = start or end.replace(year=end.year - 1) + dt.timedelta(days=1)
+    if start is None:
+        if end.year == dt.MINYEAR:
+            raise InvalidInput(f"no year before to {end} to start from: give from", loc=("query", "to"))
+        # A year back, then a day on; 29 February of a leap year goes back to 28 February.
+        start = end.replace(year=end.year - 1, day=min(end.day, 28 if end.month == 2 else end.day)) + dt.timedelta(days=1)
     if start > end:
         raise InvalidInput(f"from {start} is after to {end}", loc=("query", "from"))
     return start, end

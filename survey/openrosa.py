@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from defusedxml import (
-    ElementTree as SafeET,  # a dependency of pyxform: no entity expansion, no DTDs
-)
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET  # a dependency of pyxform: no entity expansion, no DTDs
 
 from survey.definition import FORM, NO_WORDS, YES_WORDS, FormDefinition
 from survey.xlsform import xform_xml
@@ -93,7 +92,10 @@ def parse_submission_xml(xml: bytes | str, defn: FormDefinition = FORM) -> dict[
     """
     try:
         root = SafeET.fromstring(xml)
-    except Exception as exc:  # ParseError, or defusedxml's refusals (DTD, entities)
+    except DefusedXmlException as exc:  # a DTD or entity declaration: refused, never expanded ("billion laughs")
+        raise SubmissionXMLError(f"not a well-formed XML instance: it declares {type(exc).__name__.removesuffix('Forbidden').lower()} "
+                                 "(<!DOCTYPE> or <!ENTITY>), which an ODK instance never does") from exc
+    except Exception as exc:  # ParseError
         raise SubmissionXMLError(f"not a well-formed XML instance: {exc}") from exc
     payload: dict[str, Any] = {}
     if root.get("id"):

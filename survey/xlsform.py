@@ -20,6 +20,7 @@ from functools import lru_cache
 from io import BytesIO
 from typing import Any
 
+from geodata.text import safe_cell
 from survey.definition import FORM, Choice, Field, FormDefinition
 from survey.schemas import EARLIEST_DATE
 
@@ -192,11 +193,12 @@ def xlsform_bytes(defn: FormDefinition = FORM) -> bytes:
         ws = wb.create_sheet(name)
         header = [c for c in columns[name] if any(c in r for r in rows)]
         header += [k for r in rows for k in r if k not in header]
-        ws.append(header)
+        ws.append([safe_cell(c) for c in header])
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for r in rows:
-            ws.append([r.get(c) for c in header])
+            # Through safe_cell like every cell the app writes: openpyxl stores text starting with "=" as a formula.
+            ws.append([safe_cell(r.get(c)) for c in header])
         ws.freeze_panes = "A2"
     # Same definition, same file (no "created now" timestamp).
     stamp = dt.datetime.combine(defn.published, dt.time())

@@ -176,6 +176,6 @@ def test_targets_file_with_bad_rows_is_refused_whole(seeded, tmp_path):
     assert result.exit_code == 1 and "nothing was imported" in result.output
     assert "row 3, field unit_code: no unit 99 in the 2025 structure" in result.output
     assert "row 4, field unit_code: 1 could be any of 01, 001, 00001" in result.output
-    assert "row 5, field row: value_max 10 is below value 15" in result.output
+    assert "row 5: value_max 10 is below value 15" in result.output
     with seeded.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM target")).scalar() == before

@@ -17,7 +17,8 @@ from geodata.locate import locate
 router = APIRouter(prefix="/api/v1", tags=["locate"], dependencies=[Depends(PUBLIC)])
 
 
-@router.get("/locate", response_model=Location)
+@router.get("/locate", response_model=Location,
+            responses={404: {"description": "No unit covers the point (outside Vietnam, at sea), or no structure is valid on the date"}})
 def locate_point(
     conn: DbConn,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS 84 degrees")],

@@ -31,6 +31,7 @@ from etl.exports.dbf import narrow_text_fields
 from etl.exports.fieldnames import shapefile_names
 from etl.exports.files import blocks, scratch
 from etl.exports.target import Target
+from geodata.text import safe_cell
 from maps.sources import Chunk
 
 PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
@@ -42,7 +43,8 @@ def fields_csv(target: Target, names: dict[str, str]) -> str:
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(["shapefile_name", "name", "type", "description"])
     for f in target.fields:
-        w.writerow([names[f.name], f.name, "text" if f.type in ("json", "datetime") else f.type, f.description])
+        # Through safe_cell like every cell the app writes (the sidecar opens in Excel beside the layer).
+        w.writerow([safe_cell(v) for v in (names[f.name], f.name, "text" if f.type in ("json", "datetime") else f.type, f.description)])
     return out.getvalue()
 
 
