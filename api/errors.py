@@ -153,6 +153,9 @@ ANY_ROUTE = {422: "Invalid input: each rejected field named", 503: "A service it
 SIGNED_IN = {401: "Not signed in, or the token is invalid or expired", 403: "Your role may not do this"}
 WITH_BODY = {400: "The body cannot be read", 413: "The body is larger than the limit"}
 WITH_PATH = {404: "Nothing with this identifier (that you may see)"}
+# OGC API Features answers a parameter it cannot use with 400 (its standard's status), not 422.
+OGC_PREFIX = "/ogc"
+OGC_ROUTE = {400: "A parameter that cannot be used (OGC API: 400), named with its position"}
 
 
 def document_error_answers(app: FastAPI) -> None:
@@ -189,6 +192,8 @@ def document_error_answers(app: FastAPI) -> None:
                     errors |= WITH_BODY
                 if any(p.get("in") == "path" for p in operation.get("parameters", ())):
                     errors |= WITH_PATH
+                if path.startswith(OGC_PREFIX):
+                    errors |= OGC_ROUTE
                 own = xml_error if path.startswith(OPENROSA_PREFIX) else json_error
                 responses = operation.setdefault("responses", {})
                 # Error statuses the route declares itself, without saying their shape, come in the same shape.

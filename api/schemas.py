@@ -673,9 +673,19 @@ class OgcConformance(Out):
     conformsTo: list[str]  # noqa: N815 (the standard's name)
 
 
+class OgcSpatialExtent(Out):
+    bbox: list[list[float]]
+    crs: str
+
+
+class OgcTemporalExtent(Out):
+    interval: list[list[str | None]]
+    trs: str
+
+
 class OgcExtent(Out):
-    spatial: dict[str, Any]
-    temporal: dict[str, Any] | None = None
+    spatial: OgcSpatialExtent
+    temporal: OgcTemporalExtent | None = None
 
 
 class OgcCollection(Out):

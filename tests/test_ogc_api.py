@@ -151,7 +151,7 @@ def test_gdal_reads_collections_and_pages_through_all_items(world, gdal_basic):
     layers = {name for name, _ in pyogrio.list_layers(f"OAPIF:{world.ogc}")}
     assert {"units", "incidents", "survey-records", "coverage"} <= layers
     incidents = pyogrio.read_dataframe(f"OAPIF:{world.ogc}", layer="incidents", PAGE_SIZE=10)
-    assert len(incidents) == scalar(world, "SELECT count(*) FROM incident WHERE occurred_on > CURRENT_DATE - 366")
+    assert len(incidents) == scalar(world, "SELECT count(*) FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE")
     assert set(incidents["type"]) <= set(INCIDENT_TYPES) and incidents.geometry.notna().all()
     records = pyogrio.read_dataframe(f"OAPIF:{world.ogc}", layer="survey-records", PAGE_SIZE=7)
     assert len(records) == scalar(world, "SELECT count(*) FROM survey_record") == 23
@@ -169,7 +169,7 @@ def test_gdal_sends_attribute_filters_to_the_server_as_cql2(world, gdal_basic):
     """An OGR attribute filter becomes a CQL2 filter on the server: the rows are those the database selects."""
     df = pyogrio.read_dataframe(f"OAPIF:{world.ogc}", layer="incidents", where="type = 'trafficking' AND persons_affected >= 3")
     expected = scalar(world, """SELECT count(*) FROM incident WHERE type = 'trafficking' AND persons_affected >= 3
-                                AND occurred_on > CURRENT_DATE - 366""")
+                                AND occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE""")
     assert len(df) == expected > 0
 
 
@@ -184,7 +184,7 @@ def test_owslib_lists_collections_and_reads_items(world):
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in client.conformance()["conformsTo"]
     answer = client.collection_items("incidents", limit=100)
     assert answer["numberMatched"] == len(answer["features"]) == scalar(
-        world, "SELECT count(*) FROM incident WHERE occurred_on > CURRENT_DATE - 366")
+        world, "SELECT count(*) FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE")
     queryables = client.collection_queryables("incidents")["properties"]
     assert queryables["occurred_on"]["format"] == "date" and queryables["persons_affected"]["type"] == "integer"
     police = world.users["police_analyst"]
@@ -232,7 +232,7 @@ def test_every_personal_read_is_audited_with_its_purpose(world):
 def test_next_links_walk_every_item_once(world):
     officer = world.users["officer"]
     features, pages = walk(world, "/collections/incidents/items", officer, limit=7)
-    total = scalar(world, "SELECT count(*) FROM incident WHERE occurred_on > CURRENT_DATE - 366")
+    total = scalar(world, "SELECT count(*) FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE")
     ids = [f["id"] for f in features]
     assert len(ids) == len(set(ids)) == total
     assert all(p["numberMatched"] == total for p in pages)
@@ -274,7 +274,7 @@ def test_cql2_filters_select_the_rows_the_database_does(world, cql, sql):
     features, _ = walk(world, "/collections/incidents/items", world.users["police_analyst"], limit=1000, filter=cql,
                        **{"filter-lang": "cql2-text"})
     with world.engine.connect() as conn:
-        expected = set(conn.execute(text(f"SELECT incident_id FROM incident WHERE occurred_on > CURRENT_DATE - 366 AND ({sql})"))
+        expected = set(conn.execute(text(f"SELECT incident_id FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE AND ({sql})"))
                        .scalars())
     assert {f["id"] for f in features} == expected and expected
 
@@ -284,7 +284,7 @@ def test_spatial_filters_and_bbox(world):
     with world.engine.connect() as conn:
         x0, y0, x1, y1 = conn.execute(text("""SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e
             FROM admin_unit WHERE structure = '2025' AND code = :c) x"""), {"c": world.communes[0]["code"]}).one()
-        inside = set(conn.execute(text("""SELECT incident_id FROM incident WHERE occurred_on > CURRENT_DATE - 366
+        inside = set(conn.execute(text("""SELECT incident_id FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE
             AND ST_Intersects(geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"""), {"x0": x0, "y0": y0, "x1": x1, "y1": y1}).scalars())
     assert inside
     by_cql = {f["id"] for f in get(world, "/collections/incidents/items", police, limit=1000,
@@ -309,7 +309,7 @@ def test_datetime_instants_and_intervals(world):
 
     def expected(sql, **p):
         with world.engine.connect() as conn:
-            return set(conn.execute(text(f"SELECT incident_id FROM incident WHERE occurred_on > CURRENT_DATE - 366 AND {sql}"), p)
+            return set(conn.execute(text(f"SELECT incident_id FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE AND {sql}"), p)
                        .scalars())
 
     assert ids(day.isoformat()) == expected("occurred_on = :d", d=day) != set()
