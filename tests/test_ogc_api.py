@@ -154,15 +154,17 @@ def test_gdal_reads_collections_and_pages_through_all_items(world, gdal_basic):
     assert len(incidents) == scalar(world, "SELECT count(*) FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE")
     assert set(incidents["type"]) <= set(INCIDENT_TYPES) and incidents.geometry.notna().all()
     records = pyogrio.read_dataframe(f"OAPIF:{world.ogc}", layer="survey-records", PAGE_SIZE=7)
-    assert len(records) == scalar(world, "SELECT count(*) FROM survey_record") == 23
-    assert set(records["full_name"]) == set(world.names)  # Vietnamese intact
+    # The world is a copy of the shared seeded database: other modules' records may be in it besides its 23.
+    stored = scalar(world, "SELECT count(*) FROM survey_record")
+    assert len(records) == stored >= 23
+    assert set(world.names) <= set(records["full_name"])  # Vietnamese intact
     provinces = pyogrio.read_dataframe(f"OAPIF:{world.ogc}", layer="units", PAGE_SIZE=20, where="level = 'province'")
     assert len(provinces) == scalar(world, "SELECT count(*) FROM admin_unit WHERE structure = '2025' AND level = 'province'")
     assert "Hà Tĩnh" in set(provinces["name"])
     # Reading personal records was audited, record by record (GDAL states no purpose: it is marked so).
     audited = scalar(world, """SELECT count(DISTINCT rid) FROM audit_log, unnest(record_ids) rid
                                WHERE actor = :a AND route LIKE '/ogc/%' AND purpose LIKE 'not stated (%GDAL%'""", a=gdal_basic.name)
-    assert audited == 23
+    assert audited == stored
 
 
 def test_gdal_sends_attribute_filters_to_the_server_as_cql2(world, gdal_basic):
@@ -182,7 +184,7 @@ def test_owslib_lists_collections_and_reads_items(world):
     ids = {c["id"] for c in client.collections()["collections"]}
     assert {"units", "incidents", "survey-records"} <= ids
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in client.conformance()["conformsTo"]
-    answer = client.collection_items("incidents", limit=100)
+    answer = client.collection_items("incidents", limit=10_000)  # the most a page holds: every incident of the year
     assert answer["numberMatched"] == len(answer["features"]) == scalar(
         world, "SELECT count(*) FROM incident WHERE occurred_on BETWEEN CAST(CURRENT_DATE - interval '1 year' AS date) + 1 AND CURRENT_DATE")
     queryables = client.collection_queryables("incidents")["properties"]
