@@ -390,7 +390,7 @@ def test_the_command_line_exports_with_filters_and_audits(seeded, records, commu
 
 def test_rows_leave_in_chunks_never_all_at_once(seeded, records, commune, monkeypatch):
     """Memory stays flat only if the layer hands rows on in chunks of CHUNK_ROWS (here 2), never all in one."""
-    import maps.sources.records as layer
+    import maps.sources.base as layer  # the chunk size of every SQL layer (sql_chunks)
 
     monkeypatch.setattr(layer, "CHUNK_ROWS", 2)
     source = SOURCES["survey-records"]

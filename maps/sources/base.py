@@ -13,6 +13,7 @@ own, a job its worker's.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -289,6 +290,16 @@ def geometry_sql(column: str, shape: Shape, precision: int = 6, multi: bool = Fa
     if shape.encoding == "geojson":
         return f"ST_AsGeoJSON({column}, {precision})"
     return f"ST_AsBinary(ST_Multi({column}))" if multi else f"ST_AsBinary({column})"
+
+
+def sql_chunks(conn: Connection, sql: Any, params: dict[str, Any], fields: Sequence[FieldSpec]) -> Iterator[Chunk]:
+    """The rows of ``sql`` streamed in chunks: its first column is the row's id, then ``fields`` in order, then the geometry
+    (GeoJSON text or WKB, as :func:`geometry_sql` selects it)."""
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, params)
+    for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
+        columns = list(zip(*part, strict=True))
+        geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
+        yield Chunk(list(columns[0]), {spec.name: list(col) for spec, col in zip(fields, columns[:-1], strict=True)}, geometry)
 
 
 def iso(value: Any) -> Any:

@@ -4,7 +4,6 @@ planners, who read them only from releases, small counts hidden)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -20,7 +19,6 @@ from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SELECT, POINTS_SQL
 from maps.periods import EXAMPLES, Period
 from maps.releases import aggregate_view
 from maps.sources.base import (
-    CHUNK_ROWS,
     Chunk,
     FieldSpec,
     Filters,
@@ -33,6 +31,7 @@ from maps.sources.base import (
     check_level,
     geometry_sql,
     in_chunks,
+    sql_chunks,
     unit_shapes,
     where_sql,
 )
@@ -93,12 +92,7 @@ def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: 
         count = conn.execute(text(count_sql), params).scalar_one()
 
     def chunks(c: Connection) -> Iterator[Chunk]:
-        result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(text(sql), params)
-        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
-            columns = list(zip(*part, strict=True))
-            geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
-            yield Chunk(list(columns[0]), {spec.name: list(col) for spec, col in zip(POINT_FIELDS, columns[:-1], strict=True)},
-                        geometry)
+        yield from sql_chunks(c, text(sql), params, POINT_FIELDS)
 
     return Rows({"layer": "incidents", "period": f"{flt.start}/{flt.end}"}, count, chunks)
 

@@ -11,7 +11,6 @@ chunk is: what leaves is always in the audit log, even when a download breaks of
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -20,7 +19,6 @@ from sqlalchemy import Connection, text
 
 from geodata.roles import Role
 from maps.sources.base import (
-    CHUNK_ROWS,
     Chunk,
     FieldSpec,
     FieldType,
@@ -32,6 +30,7 @@ from maps.sources.base import (
     Viewer,
     Where,
     geometry_sql,
+    sql_chunks,
     where_sql,
 )
 from survey.definition import FORM, RecordKind
@@ -122,13 +121,9 @@ def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shap
     assert audit is not None  # LayerSource.open refuses a personal read without one
 
     def chunks(c: Connection) -> Iterator[Chunk]:
-        result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
-        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
-            columns = list(zip(*part, strict=True))
-            ids = list(columns[0])
-            audit(ids)
-            geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
-            yield Chunk(ids, {spec.name: list(col) for spec, col in zip(FIELDS, columns[:-1], strict=True)}, geometry)
+        for chunk in sql_chunks(c, sql, {**params, **page.params()}, FIELDS):
+            audit(chunk.ids)  # written before the chunk is handed on
+            yield chunk
 
     return Rows({"layer": "survey-records"}, count, chunks)
 

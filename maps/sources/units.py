@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -13,7 +12,6 @@ from geodata.structures import Level, Structure
 from geodata.text import fold
 from geodata.units import current_structure
 from maps.sources.base import (
-    CHUNK_ROWS,
     Chunk,
     FieldSpec,
     Filters,
@@ -25,6 +23,7 @@ from maps.sources.base import (
     Where,
     check_level,
     geometry_sql,
+    sql_chunks,
     where_sql,
 )
 
@@ -79,12 +78,9 @@ def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, p
     sql = text(rows_sql)
 
     def chunks(c: Connection) -> Iterator[Chunk]:
-        result = c.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(sql, {**params, **page.params()})
-        for part in result.partitions(CHUNK_ROWS):  # the size given: yield_per alone gave one partition of every row (SQLAlchemy 2.1)
-            columns = list(zip(*part, strict=True))
-            geometry = [json.loads(g) if isinstance(g, str) else bytes(g) if g is not None else None for g in columns[-1]]
-            yield Chunk([f"{structure}:{code}" for code in columns[0]],
-                        {spec.name: list(col) for spec, col in zip(FIELDS, columns[:-1], strict=True)}, geometry)
+        for chunk in sql_chunks(c, sql, {**params, **page.params()}, FIELDS):
+            chunk.ids = [f"{structure}:{code}" for code in chunk.ids]
+            yield chunk
 
     return Rows({"layer": "units", "structure": structure}, count, chunks)
 
