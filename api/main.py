@@ -74,9 +74,8 @@ async def frozen_start_up(app: FastAPI):
     # garbage collector's full passes, which otherwise stop every request.
     gc.collect()
     gc.freeze()
-    # esda and libpysal take seconds to import: done beside start-up, so the
-    # first hot-spot map does not wait for them.
-    threading.Thread(target=hotspots.warm, name="warm-hotspots", daemon=True).start()
+    if get_settings().warm_hotspots:  # see the setting: a few seconds once against 90 MB for good
+        threading.Thread(target=hotspots.warm, name="warm-hotspots", daemon=True).start()
     # Without a database configured, every request says so, and there is nothing to listen to.
     with suppress(RuntimeError):
         data_versions.watch.start(get_engine().url.render_as_string(hide_password=False))

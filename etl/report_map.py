@@ -12,8 +12,6 @@ import io
 import math
 from collections.abc import Iterator
 
-from PIL import Image, ImageDraw
-
 from maps.reports import CoverageMap
 
 WIDTH, HEIGHT, MARGIN = 900, 640, 16
@@ -60,6 +58,8 @@ def coverage_png(data: CoverageMap) -> bytes | None:
         return MARGIN + (pt[0] - min(xs)) * squeeze * scale, MARGIN + (max(ys) - pt[1]) * scale
 
     colours = class_colours(data.classes)
+    from PIL import Image, ImageDraw  # imported for the first report, not by every server
+
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     for klass, polygon in rings:  # filled shapes come first in the list, lines after them

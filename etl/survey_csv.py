@@ -20,11 +20,13 @@ import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from geodata.text import fold, nfc
 from survey.definition import FORM, FormDefinition
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEPARATORS = (",", ";", "\t")
 SEPARATOR_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
@@ -327,6 +329,7 @@ def _multiple(value: str, lookup: dict[str, str], pattern: re.Pattern) -> str:
 
 def options_as_values(raw: pd.DataFrame, mapping: ColumnMap) -> dict[str, pd.Series]:
     """A multiple choice's answer rebuilt from its per-option columns (1 = chosen), where the file has no summary column."""
+    import pandas as pd  # imported when a table is read (not by every server)
     out = {}
     for name, columns in mapping.option_columns.items():
         if name in mapping.fields.values():

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from etl.survey_csv import CsvFormatError, sniff
 from geodata.errors import InvalidInput
 from geodata.text import nfc, text_problem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 M = TypeVar("M", bound=BaseModel)
 SHOWN_PROBLEMS = 25
@@ -46,6 +48,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     Header names are lower-cased and stripped, so ``Unit_Code`` and
     ``unit_code `` are the same column.
     """
+    import pandas as pd  # imported when a table is read (not by every server)
     path = Path(path)
     if not path.exists():
         raise TableImportError(f"{path}: no such file")

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # Longer than the timeouts above, which answer first when they can.
     request_timeout_seconds: float = Field(default=60.0, ge=0, le=3600)
     data_dir: Path = Path(".labour-atlas")
+    # Import the hot-spot statistics (esda, libpysal, scipy.stats) beside
+    # start-up, so the first hot-spot map does not wait about 3 s for them.
+    # Off by default: they hold about 90 MB in every server process from
+    # then on, and most servers (survey intake, exports) never compute one.
+    warm_hotspots: bool = False
     # Demo mode (`labour-atlas demo`): the only mode in which a weak or
     # generated secret is accepted.
     demo: bool = False

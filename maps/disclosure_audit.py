@@ -39,13 +39,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
-from scipy.sparse.csgraph import connected_components
 
 from maps.suppression import COMPLEMENTARY, MIN_K, PRIMARY, SHOWN, STRUCTURAL, Cycles, HierarchicalTable, parts_and_totals
+
+if TYPE_CHECKING:  # imported where used: see maps.suppression
+    from scipy import sparse
 
 TOLERANCE = 1e-6
 MODELS = ("plain", "rule")
@@ -117,6 +118,8 @@ class _Component:
 
 def _components(table: HierarchicalTable, status: np.ndarray) -> tuple[_Component, list[_Component], np.ndarray]:
     """All hidden cells as one program, each hidden component as its own, and each hidden cell's component."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
     hidden = np.flatnonzero(status >= PRIMARY)
     shown = np.flatnonzero(status < PRIMARY)
     relations = table.relations.tocsc()
@@ -184,6 +187,7 @@ def implied_small(table: HierarchicalTable, status: np.ndarray) -> np.ndarray:
 
 def _solve(objective: np.ndarray, component: _Component, lower: np.ndarray, upper: np.ndarray,
            extra: tuple[sparse.csr_matrix, np.ndarray] | None = None):
+    from scipy.optimize import linprog
     kwargs = {}
     if extra is not None:
         kwargs = {"A_ub": extra[0], "b_ub": extra[1]}

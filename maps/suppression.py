@@ -47,13 +47,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 from geodata.roles import Role
 from geodata.settings import get_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # scipy is imported where a table is solved (about 50 MB a server need not hold until then)
+    from scipy import sparse
+
     from maps.disclosure_audit import AuditReport
 
 MIN_K = 3
@@ -166,6 +166,7 @@ def hierarchical_table(
     >>> t.units, t.values.tolist(), t.relations.toarray().tolist()
     (('d', 'a', 'b'), [7, 3, 4], [[1.0, -1.0, -1.0]])
     """
+    from scipy import sparse
     children: dict[str, list[str]] = {u: [] for u in parents}
     tops = []
     for u, p in parents.items():
@@ -505,6 +506,7 @@ class _ComplementChooser:
 
     def _area(self, area: tuple[int, int, int]) -> tuple[np.ndarray, sparse.csc_matrix]:
         """The cells of an area that may move, and the relations over their up and down parts (cached)."""
+        from scipy import sparse
         if area not in self._areas:
             t = self.table
             m = len(t.measures)
@@ -603,6 +605,8 @@ class _ComplementChooser:
         return left
 
     def _solve_chunk(self, chunk: Sequence[tuple[tuple[int, int, int], int, str, str, int]]) -> list[tuple[int, str]]:
+        from scipy import sparse
+        from scipy.optimize import linprog
         matrices, uppers, prices, targets, cells_of = [], [], [], [], []
         offset = 0
         for area, cell, _, model, shift in chunk:

@@ -26,10 +26,11 @@ from etl.exports import FORMATS, check_crs, open_export
 from etl.exports.fieldnames import DBF_NAME_LENGTH, shapefile_names
 from etl.exports.gpkg import write_gpkg
 from etl.exports.shapefile import write_shapefile
+from etl.exports.stream import Stream
 from etl.exports.target import Target
 from geodata.crs import parse_crs
 from geodata.roles import Role
-from maps.sources import FULL_WKB, SOURCES, Chunk, FieldSpec, Viewer
+from maps.sources import FULL_WKB, SOURCES, Chunk, FieldSpec, Rows, Viewer
 from survey.ingest import Incoming, ingest
 from survey.store import Sender
 from tests.payloads import aspirant
@@ -230,7 +231,8 @@ def test_a_control_point_per_crs_in_the_written_files(tmp_path, crs):
     chunk = Chunk(["p"], {"name": ["Điểm kiểm tra"]}, [shapely.to_wkb(shapely.Point(lon, lat))])
     tolerance = 1e-8 if out.projection is None else 0.001  # degrees (1 mm), metres
     for write, name in ((write_gpkg, "c.gpkg"), (write_shapefile, "c.zip")):
-        (tmp_path / name).write_bytes(b"".join(write([chunk], target)))
+        rows = Stream(Rows({}, 1, lambda conn: iter([chunk])), conn=None)  # a layer computed in memory
+        (tmp_path / name).write_bytes(b"".join(write(rows, target)))
         frame = pyogrio.read_dataframe(tmp_path / name)
         assert frame["name"][0] == "Điểm kiểm tra"
         assert math.dist((frame.geometry[0].x, frame.geometry[0].y), (x, y)) < tolerance, (name, frame.geometry[0])
@@ -459,3 +461,64 @@ def test_an_expired_job_has_no_file(client, seeded, environment, tmp_path):
     assert client.get(job["file_url"]).status_code == 404
     assert client.get(job["status_url"]).json()["state"] == "expired"
     assert not list((tmp_path / "jobs").iterdir())  # the file is gone from the disk
+
+
+TRICKY_TEXT = ["", None, "NA", "N/A", "null", "nan", 'a,"b"\nc', "Hà Tĩnh", "\\x41", " leading space ", "=1+1"]
+
+
+def test_arrow_rows_are_the_same_rows_as_python_rows(seeded, monkeypatch):
+    """The Arrow path (COPY parsed as CSV) reads every type as the row path does: NULL apart from the empty text,
+    "NA" as text, quotes and newlines inside a value, diacritics, times with their zone, WKB geometry."""
+    import maps.sources.arrow_rows as arrow_rows
+    from maps.sources.base import sql_chunks
+
+    monkeypatch.setattr(arrow_rows, "BLOCK_BYTES", 200)  # several blocks, so rows are cut into batches
+    fields = (FieldSpec("t", "text", ""), FieldSpec("i", "integer", ""), FieldSpec("r", "real", ""),
+              FieldSpec("b", "boolean", ""), FieldSpec("d", "date", ""), FieldSpec("ts", "datetime", ""),
+              FieldSpec("j", "json", ""))
+    sql = text("""
+        SELECT v.t, v.i, v.r, v.b, v.d, v.ts, v.j, ST_AsBinary(v.g) AS geometry
+        FROM unnest(CAST(:texts AS text[])) WITH ORDINALITY AS x(t, n)
+        CROSS JOIN LATERAL (SELECT x.t, CASE WHEN x.n % 3 = 0 THEN NULL ELSE x.n * 4611686018427387 END AS i,
+                                   CASE WHEN x.n % 4 = 0 THEN NULL ELSE x.n / 7.0 END::float8 AS r,
+                                   CASE x.n % 3 WHEN 0 THEN NULL WHEN 1 THEN true ELSE false END AS b,
+                                   date '2025-07-01' + x.n::int AS d,
+                                   timestamptz '2025-07-01 09:30:15.123456+07' + make_interval(hours => x.n::int) AS ts,
+                                   jsonb_build_object('tên', x.t, 'n', x.n) AS j,
+                                   CASE WHEN x.n % 5 = 0 THEN NULL
+                                        ELSE ST_Buffer(ST_Point(105 + x.n / 100.0, 18), 0.01, 2) END AS g) v
+        ORDER BY x.n""")
+    params = {"texts": TRICKY_TEXT}
+    with seeded.connect() as conn:
+        want = [dict(zip([f.name for f in fields], row, strict=False)) | {"geometry": g}
+                for chunk in sql_chunks(conn, sql, params, fields)
+                for *row, g in zip(*chunk.columns.values(), chunk.geometry, strict=True)]
+        batches = list(arrow_rows.sql_batches(conn, sql, params, fields))
+    assert len(batches) > 1
+    got = [row for batch in batches for row in batch.to_pylist()]
+    assert len(got) == len(want) == len(TRICKY_TEXT)
+    for g, w in zip(got, want, strict=True):
+        assert json.loads(g.pop("j")) == w.pop("j")
+        assert g == w
+
+
+def test_a_copy_broken_off_is_cancelled_and_its_connection_serves_again(seeded, records, commune):
+    """A download broken off after its first batch stops the COPY in the database; the connection is usable after."""
+    import maps.sources.arrow_rows as arrow_rows
+
+    source = SOURCES["survey-records"]
+    with seeded.connect() as conn:
+        rows = source.open(conn, source.parse_filters({}), Viewer.operator("t", audit=lambda ids: None), FULL_WKB)
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        arrow_rows.BLOCK_BYTES, saved = 100, arrow_rows.BLOCK_BYTES
+        try:
+            batches = rows.batches(conn, [f.name for f in source.fields])
+            assert next(batches).num_rows >= 1
+            batches.close()
+        finally:
+            arrow_rows.BLOCK_BYTES = saved
+        conn.rollback()
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+        with seeded.connect() as other:
+            state = other.execute(text("SELECT state, query FROM pg_stat_activity WHERE pid = :p"), {"p": pid}).one()
+        assert "COPY" not in state.query or state.state != "active"

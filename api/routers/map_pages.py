@@ -19,7 +19,6 @@ from fastapi.templating import Jinja2Templates
 from api.access import PUBLIC
 from api.deps import DbConn
 from api.routers import layers
-from maps.pages import coverage_map, hotspot_map, recruiter_map
 from maps.sources.coverage import COVERAGE, CoverageFilters
 from maps.sources.hotspots import HOTSPOTS, HotspotFilters
 from maps.sources.recruiters import ACTIVITY, REGISTER, ActivityFilters, RecruiterFilters
@@ -62,6 +61,8 @@ def coverage_frame(conn: DbConn, user: layers.CoverageReader, filters: Annotated
                    basemap: bool = False) -> HTMLResponse:
     """The coverage map for the signed-in user (the rows of /api/v1/layers/coverage)."""
     collection = layers.read(conn, COVERAGE, filters, user)
+    from maps.pages import coverage_map  # folium, imported for the first map page (not held by every server)
+
     return HTMLResponse(coverage_map(collection, filters.lang, basemap), headers={"Cache-Control": "private, no-cache"})
 
 
@@ -70,6 +71,8 @@ def hotspots_frame(conn: DbConn, user: layers.AggregateReader, filters: Annotate
                    basemap: bool = False) -> HTMLResponse:
     """The hot-spot map for the signed-in user (the rows of /api/v1/layers/hotspots)."""
     collection = layers.read(conn, HOTSPOTS, filters, user)
+    from maps.pages import hotspot_map  # folium, imported for the first map page (not held by every server)
+
     return HTMLResponse(hotspot_map(collection, lang, basemap), headers={"Cache-Control": "private, no-cache"})
 
 
@@ -79,4 +82,6 @@ def recruiters_frame(conn: DbConn, user: layers.RegisterReader, filters: Annotat
     """The recruiter map for the signed-in user (/api/v1/layers/recruiters and /recruiter-areas)."""
     register = layers.read(conn, REGISTER, RecruiterFilters(date_from=filters.date_from, date_to=filters.date_to), user)
     areas = layers.read(conn, ACTIVITY, filters, user)
+    from maps.pages import recruiter_map  # folium, imported for the first map page (not held by every server)
+
     return HTMLResponse(recruiter_map(register, areas, lang, basemap), headers={"Cache-Control": "private, no-cache"})

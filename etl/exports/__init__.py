@@ -25,7 +25,7 @@ geodata.errors.InvalidInput: unknown export format 'xlsx': use one of shp, gpkg,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -34,12 +34,12 @@ from etl.exports.csv_table import write_csv
 from etl.exports.geojson import write_geojson
 from etl.exports.gpkg import write_gpkg
 from etl.exports.kml import write_kml
-from etl.exports.prefetch import ahead
 from etl.exports.shapefile import write_shapefile
+from etl.exports.stream import Stream
 from etl.exports.target import Target
 from geodata.crs import OutputCrs, parse_crs
 from geodata.errors import InvalidInput
-from maps.sources import FULL_WKB, Chunk, Filters, LayerSource, Rows, Viewer
+from maps.sources import FULL_WKB, Filters, LayerSource, Rows, Viewer
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Format:
     name: str
     extension: str
     media_type: str
-    write: Callable[[Iterable[Chunk], Target], Iterator[bytes]]
+    write: Callable[[Stream, Target], Iterator[bytes]]
     wgs84_only: bool = False
 
 
@@ -94,17 +94,8 @@ class Export:
         return f"{self.source.name}-{tag}.{self.format.extension}"
 
     def write(self, conn: Connection, progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
-        """The file's bytes, in pieces; reads the rows on ``conn`` chunk by chunk; ``progress(done, total)`` after each chunk."""
-
-        def chunks() -> Iterator[Chunk]:
-            done = 0
-            for chunk in ahead(self.rows.chunks(conn)):  # the next chunk is read while this one is written
-                yield chunk
-                done += len(chunk)
-                if progress:
-                    progress(done, self.rows.count)
-
-        return self.format.write(chunks(), self.target)
+        """The file's bytes, in pieces; reads the rows on ``conn`` piece by piece; ``progress(done, total)`` after each."""
+        return self.format.write(Stream(self.rows, conn, progress), self.target)
 
 
 def open_export(conn: Connection, source: LayerSource, filters: Filters, viewer: Viewer, fmt: Format,

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import shapely
 
 from etl.exports.geometry import decimals, in_crs
+from etl.exports.stream import Stream
 from etl.exports.target import Target, as_text
 from geodata.text import safe_cell
-from maps.sources import Chunk
 
 BOM = "\ufeff"
 WKT = "wkt"
 
 
-def write_csv(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+def write_csv(rows: Stream, target: Target) -> Iterator[bytes]:
     buffer = io.StringIO()
     w = csv.writer(buffer, lineterminator="\r\n")
     w.writerow([safe_cell(f.name) for f in target.fields] + [WKT])
     yield (BOM + buffer.getvalue()).encode("utf-8")
     places = decimals(target.crs)
-    for chunk in chunks:
+    for chunk in rows.chunks():
         buffer.seek(0)
         buffer.truncate()
         wkt = shapely.to_wkt(in_crs(chunk.geometry, target.crs), rounding_precision=places, trim=True)

@@ -6,13 +6,13 @@ carries the pre-RFC ``crs`` member naming the EPSG code (GDAL and QGIS read it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import shapely
 
 from etl.exports.geometry import decimals, in_crs
+from etl.exports.stream import Stream
 from etl.exports.target import Target, as_date, as_datetime
-from maps.sources import Chunk
 
 
 def _value(value, type_: str):
@@ -25,14 +25,14 @@ def _value(value, type_: str):
     return value
 
 
-def write_geojson(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+def write_geojson(rows: Stream, target: Target) -> Iterator[bytes]:
     head = {"type": "FeatureCollection", "name": target.layer}
     if target.crs.is_vn2000:
         head["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{target.crs.epsg}"}}
     yield json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "features": [\n'
     first = True
     places = decimals(target.crs)
-    for chunk in chunks:
+    for chunk in rows.chunks():
         geoms = shapely.set_precision(in_crs(chunk.geometry, target.crs), 10.0 ** -places)
         shapes = shapely.to_geojson(geoms)
         parts = []

@@ -9,23 +9,24 @@ published transformations moved its points.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
-import pyogrio
 
-from etl.exports.arrow import GEOMETRY, batches, schema
+from etl.exports.arrow import GEOMETRY, schema
 from etl.exports.files import blocks, scratch
+from etl.exports.stream import Stream
 from etl.exports.target import Target
-from maps.sources import Chunk
 
 
-def write_gpkg(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+def write_gpkg(rows: Stream, target: Target) -> Iterator[bytes]:
     """The layer as a GeoPackage file, in blocks."""
+    import pyogrio  # with GDAL it brings pandas and geopandas: imported for the first file, not by every server
+
     with scratch() as tmp:
         path = tmp / f"{target.layer}.gpkg"
         out = schema(target)
-        reader = pa.RecordBatchReader.from_batches(out, batches(chunks, target, out))
+        reader = pa.RecordBatchReader.from_batches(out, rows.batches(target, out))
         pyogrio.write_arrow(reader, path, layer=target.layer.replace("-", "_"), driver="GPKG", geometry_name=GEOMETRY,
                             geometry_type=target.geometry_type, crs=target.crs.wkt(),
                             layer_options={"IDENTIFIER": target.title, "DESCRIPTION": f"Labour Atlas: {target.title}, "

@@ -6,13 +6,13 @@ is written only in EPSG:4326; asked for in VN-2000 it is refused naming ``crs``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 import shapely
 
+from etl.exports.stream import Stream
 from etl.exports.target import Target, as_text
-from maps.sources import Chunk
 
 NAME_FIELDS = ("name", "full_name", "incident_id", "licence", "code", "instance_id")
 
@@ -43,7 +43,7 @@ def kml_geometry(g) -> str:
     return "<MultiGeometry>" + "".join(kml_geometry(part) for part in g.geoms) + "</MultiGeometry>"
 
 
-def write_kml(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
+def write_kml(rows: Stream, target: Target) -> Iterator[bytes]:
     names = [f.name for f in target.fields]
     label = next((n for n in NAME_FIELDS if n in names), None)
     schema = "".join(f'<SimpleField name={quoteattr(f.name)} type="string"><displayName>{escape(f.description)}'
@@ -51,7 +51,7 @@ def write_kml(chunks: Iterable[Chunk], target: Target) -> Iterator[bytes]:
     yield (f'<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
            f"<name>{escape(target.title)}</name><Schema name={quoteattr(target.layer)} id={quoteattr(target.layer)}>"
            f"{schema}</Schema>\n").encode()
-    for chunk in chunks:
+    for chunk in rows.chunks():
         geoms = shapely.from_wkb(chunk.geometry)
         parts = []
         for i in range(len(chunk)):

@@ -170,11 +170,17 @@ class Chunk:
 @dataclass
 class Rows:
     """A layer opened for one reader: what its answer says about itself (``members``), how many rows
-    (``count``, exact), and the rows, chunk by chunk, on a connection (``chunks(conn)``)."""
+    (``count``, exact), and the rows, chunk by chunk, on a connection (``chunks(conn)``).
+
+    Layers read by SQL also give the same rows as Arrow record batches (``batches(conn, names)``: the fields
+    ``names``, in order, and ``geometry`` as WKB; :mod:`maps.sources.arrow_rows`), which files of a million
+    rows are written from; a personal layer audits each batch as it audits each chunk.
+    """
 
     members: dict[str, Any]
     count: int
     chunks: Callable[[Connection], Iterator[Chunk]]
+    batches: Callable[[Connection, Sequence[str]], Iterator[Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ planners, who read them only from releases, small counts hidden)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sqlalchemy import Connection, text
@@ -18,6 +18,7 @@ from maps.hotspots import parse_dates
 from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SELECT, POINTS_SQL, IncidentFilter, incident_counts, incident_k
 from maps.periods import EXAMPLES, Period
 from maps.releases import aggregate_view
+from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
     Chunk,
     FieldSpec,
@@ -94,7 +95,10 @@ def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: 
     def chunks(c: Connection) -> Iterator[Chunk]:
         yield from sql_chunks(c, text(sql), params, POINT_FIELDS)
 
-    return Rows({"layer": "incidents", "period": f"{flt.start}/{flt.end}"}, count, chunks)
+    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
+        return sql_batches(c, text(sql), params, POINT_FIELDS, names)
+
+    return Rows({"layer": "incidents", "period": f"{flt.start}/{flt.end}"}, count, chunks, batches)
 
 
 INCIDENTS = LayerSource(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
 from pydantic import Field
 from sqlalchemy import Connection, text
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 from geodata.structures import Level, Structure
 from geodata.text import fold
 from geodata.units import current_structure
+from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
     Chunk,
     FieldSpec,
@@ -82,7 +83,10 @@ def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, p
             chunk.ids = [f"{structure}:{code}" for code in chunk.ids]
             yield chunk
 
-    return Rows({"layer": "units", "structure": structure}, count, chunks)
+    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
+        return sql_batches(c, sql, {**params, **page.params()}, FIELDS, names)
+
+    return Rows({"layer": "units", "structure": structure}, count, chunks, batches)
 
 
 UNITS = LayerSource(
