@@ -213,6 +213,19 @@ def test_collections_follow_the_roles(world):
     assert wrong.status_code == 401
 
 
+def test_every_listed_collection_opens_with_no_parameters(world):
+    """What QGIS does when a collection is added: items with no parameter of the layer (QGIS's provider cannot send
+    year=, period=). Every collection a role is shown opens, with defaults it states (this year, the last month)."""
+    for role in ("officer", "police_analyst", "planner"):
+        user = world.users[role]
+        listed = [c["id"] for c in get(world, "/collections", user).json()["collections"]]
+        assert listed
+        for collection in listed:
+            r = get(world, f"/collections/{collection}/items", user, limit=1)
+            assert r.status_code == 200, (role, collection, r.text[:300])
+            assert r.json()["type"] == "FeatureCollection"
+
+
 def test_every_personal_read_is_audited_with_its_purpose(world):
     """Each record read through /ogc is in the audit log: with the purpose stated, or marked as not stated."""
     officer = world.users["officer"]

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from geodata.errors import InvalidInput
 from geodata.roles import Role
 from geodata.structures import Level, Structure
+from geodata.vietnam import VIETNAM_TZ
 from maps.coverage import STATUS_LABELS, CoverageLayer, Released, coverage_by_unit, parse_period, survey_coverage_by_unit
 from maps.sources.base import FieldSpec, Filters, LayerSource, Page, Rows, Shape, Viewer, check_level, in_chunks, unit_shapes
 from maps.sources.units import ParentCode
@@ -29,7 +30,8 @@ class CoverageFilters(Filters):
     structure: Structure = Structure.v2025
     level: Level = Level.province
     parent: ParentCode = None
-    year: Annotated[int | None, Field(ge=2000, le=2100, description="A calendar year")] = None
+    year: Annotated[int | None, Field(ge=2000, le=2100, description="A calendar year (default: this year, Viet Nam time, "
+                                                                    "when no half-year is given either)")] = None
     half: Annotated[str | None, Field(pattern=r"^[0-9]{4}-[Hh][12]$", description="Or a half-year: 2025-H1, 2025-H2")] = None
     view: Literal["departures", "surveys"] = "departures"
     classification: Literal["fixed", "quantiles", "natural_breaks"] = "fixed"
@@ -77,7 +79,9 @@ def _members(layer: CoverageLayer, view: str, k: int | None) -> dict:
 
 def open_coverage(conn: Connection, f: CoverageFilters, viewer: Viewer, shape: Shape, page: Page) -> Rows:
     check_level(f.structure, f.level)
-    period = parse_period(f.year if f.half is None else None, f.half)
+    # A GIS client adding the collection sends no year (QGIS's OGC API provider cannot): this year, then.
+    year = f.year if f.year is not None or f.half is not None else dt.datetime.now(VIETNAM_TZ).year
+    period = parse_period(year if f.half is None else None, f.half)
     k = suppression_k(viewer.role)
     web = shape.include and shape.encoding == "geojson" and shape.detail == "web"
     common = {"structure": f.structure.value, "level": f.level.value, "period": period, "reader": viewer.reader,

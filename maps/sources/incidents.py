@@ -17,7 +17,7 @@ from geodata.structures import Level, Structure
 from maps.hotspots import parse_dates
 from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SELECT, POINTS_SQL, IncidentFilter, incident_counts, incident_k
 from maps.periods import EXAMPLES, Period
-from maps.releases import aggregate_view
+from maps.releases import aggregate_view, last_closed_period
 from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
     Chunk,
@@ -112,7 +112,8 @@ class IncidentCountFilters(IncidentFilters):
     structure: Structure = Structure.v2025
     level: Level = Level.province
     parent: ParentCode = None
-    period: Annotated[str | None, Field(description="Leaders and planners: a released period, e.g. 2026-10")] = None
+    period: Annotated[str | None, Field(description="Leaders and planners: a released period, e.g. 2026-10 (default: the "
+                                                    "latest released)")] = None
 
 
 COUNT_FIELDS = (
@@ -144,12 +145,12 @@ def open_incident_counts(conn: Connection, f: IncidentCountFilters, viewer: View
         if f.date_from or f.date_to or f.types or f.statuses:
             raise InvalidInput("incident counts for your role come from monthly releases: ask for a period such as "
                                f"{EXAMPLES['month']} (period=), without dates, types or statuses", loc=("query", "period"))
-        if f.period is None:
-            raise InvalidInput(f"give a released period, e.g. period={EXAMPLES['month']}", loc=("query", "period"))
+        # No period (a GIS client adding the collection cannot send one): the last period whose release is due.
+        period = Period.parse(f.period) if f.period else last_closed_period(dt.datetime.now(dt.UTC))
         if f.level is not Level.province:
             raise InvalidInput("incident counts for your role are released per province (communes hold too few to show): "
                                "ask for level=province", loc=("query", "level"))
-        view = aggregate_view(conn, INCIDENT_COUNTS, viewer.role, f.structure, Period.parse(f.period), viewer.reader,
+        view = aggregate_view(conn, INCIDENT_COUNTS, viewer.role, f.structure, period, viewer.reader,
                               level=f.level.value)
         rows = {r.unit_code: r for r in view.rows}
         release, label = view.release, view.period
