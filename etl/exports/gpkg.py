@@ -18,11 +18,16 @@ from etl.exports.files import blocks, scratch
 from etl.exports.stream import Stream
 from etl.exports.target import Target
 
+RTREE_MEMORY_BYTES = 16 << 20
+
 
 def write_gpkg(rows: Stream, target: Target) -> Iterator[bytes]:
     """The layer as a GeoPackage file, in blocks."""
     import pyogrio  # with GDAL it brings pandas and geopandas: imported for the first file, not by every server
 
+    # GDAL builds the spatial index in memory up to this size (500 MB by default, about 25 MB per million points),
+    # then in the file: capped, a server's memory stays flat whatever the rows, for about 15 % more CPU at a million.
+    pyogrio.set_gdal_config_options({"OGR_GPKG_MAX_RAM_USAGE_RTREE": str(RTREE_MEMORY_BYTES)})
     with scratch() as tmp:
         path = tmp / f"{target.layer}.gpkg"
         out = schema(target)
