@@ -44,7 +44,7 @@ from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hashes
 from survey.ingest import COLUMNS, NOT_IN_ANSWERS
 from survey.quarantine import Rejected, quarantine_rows
-from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked
+from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked, link_bulk_load
 
 CHUNK = 50_000
 FIRST_ROWS_ALONE = 1_000
@@ -342,10 +342,13 @@ def import_surveys(
             while (chunk := checked.result()) is not None:
                 checked = checking.submit(check, ahead)
                 ahead = validating.submit(next, prepared, None)
-                _store_chunk(conn, chunk, result, source, path.name, defn, pid)
+                _store_chunk(conn, chunk, result, source, path.name, defn, pid, bulk=bool(deferred))
                 result.rows += chunk.rows
                 if progress:
                     progress(result.rows, total)
+            if deferred:
+                with clock.measure("link duplicates", pid):
+                    link_bulk_load(conn)
             with clock.measure("rebuild indexes", pid):
                 for definition in deferred:
                     conn.execute(text(definition))
@@ -362,22 +365,28 @@ def import_surveys(
     return result
 
 
-# Indexes of survey_record that no statement of an import reads: ON CONFLICT
-# uses survey_record_instance, the duplicate probes survey_record_id_hash and
-# survey_record_person, and the primary key is a constraint.
+# Indexes of survey_record that no statement of a bulk load reads: ON CONFLICT
+# uses the primary key (a constraint, kept) and survey_record_key's; the
+# duplicate indexes (survey_record_id_hash, survey_record_person) serve the
+# per-chunk probes, which a bulk load replaces by one pass at the end
+# (survey.store.link_bulk_load).
 DEFERRABLE_INDEXES = ("survey_record_commune", "survey_record_declared", "survey_record_review",
-                      "survey_record_submitted_by", "survey_record_no_location", "survey_record_departures")
+                      "survey_record_submitted_by", "survey_record_no_location", "survey_record_departures",
+                      "survey_record_id_hash", "survey_record_person")
 
 
 def defer_indexes(conn, file_rows: int) -> list[str]:
     """For a file bigger than the table: drop the indexes the import does not read; return how to build them again.
 
-    Kept up row by row, these indexes cost about a quarter of storing a row; built
+    Kept up row by row, these indexes cost about half of storing a row; built
     once at the end (by the caller, in the same transaction: nobody ever
-    sees the table without them) they cost a fraction of that. Not for a
-    file smaller than the table: rebuilding would then cost more than it
-    saves. Dropping an index locks the table until the import commits, so
-    that other readers and writers of records wait for a bulk load.
+    sees the table without them) they cost a fraction of that. A bulk load
+    also links probable duplicates once after its last chunk (by hash joins,
+    in the order of collection) instead of probing the duplicate indexes
+    chunk by chunk. Not for a file smaller than the table: rebuilding would
+    then cost more than it saves. Dropping an index locks the table until the
+    import commits, so that other readers and writers of records wait for a
+    bulk load.
     """
     stored = conn.execute(text("SELECT count(*) FROM (SELECT FROM survey_record LIMIT :n) r"), {"n": file_rows}).scalar()
     if stored >= file_rows:
@@ -395,8 +404,15 @@ def planner_sees_no_records(conn) -> bool:
     return conn.execute(text("SELECT pg_relation_size('survey_record') = 0")).scalar()
 
 
-def _insert_chunk(conn, checked_table: str) -> list:
-    """Store a chunk's checked rows; return those not stored now."""
+def _insert_chunk(conn, checked_table: str, bulk: bool = False) -> list:
+    """Store a chunk's checked rows; return those not stored now.
+
+    ``bulk``: without linking probable duplicates (done once after the last chunk).
+    """
+    if bulk:
+        # No statement probes survey_record by a duplicate index: whatever
+        # the planner believes of the table's size, no plan turns quadratic.
+        return insert_checked(conn, checked_table, unlinked=True)
     # Into an empty table the planner picks any index for the duplicate
     # probes (all cost nothing), and a probe on the wrong one walks every
     # row the statement has written so far: quadratic, minutes per chunk.
@@ -408,7 +424,7 @@ def _insert_chunk(conn, checked_table: str) -> list:
 
 
 def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,
-                 defn: FormDefinition, pid: int | None = None) -> None:
+                 defn: FormDefinition, pid: int | None = None, bulk: bool = False) -> None:
     clock = result.stages
     rejected: list[Rejected] = []
 
@@ -426,7 +442,7 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
             reject(i, int(chunk.row_numbers[i]), reasons)
     if chunk.checked_table is not None:
         with clock.measure("store: insert", pid):
-            not_stored = _insert_chunk(conn, chunk.checked_table)
+            not_stored = _insert_chunk(conn, chunk.checked_table, bulk)
         if created := chunk.staged - len(not_stored):
             result.counts["created"] += created
         for r in not_stored:

@@ -168,7 +168,7 @@ c AS (
 """
 
 # {checked} is a relation aliased ``c`` with the columns of CHECK_SQL's ``c``.
-INSERT_SQL = """
+CLAIM_AND_INSERT_SQL = """
 -- Exactly once by instance_id: a unique key must hold the distribution column
 -- (the province), so the instance_id is first claimed in survey_record_key
 -- (its own key), and only the rows whose claim was taken now are stored. A
@@ -198,7 +198,13 @@ ins AS (
     RETURNING province_code, instance_id, payload_hash, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
               structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
               location_missing_reason
-),
+)
+"""
+
+# Candidate pairs of probable duplicates of the records just inserted (``ins``);
+# :data:`LINK_SQL` keeps those in the window. A bulk load finds its pairs in one
+# pass at the end instead (:data:`LINK_BULK_SQL`), with the same rules.
+DUPLICATE_PAIRS_SQL = """
 -- New records that look like an earlier one of the same kind (same ID hash,
 -- or same folded name + birth year + declared commune, within the window):
 -- linked, never merged. Earlier = stored before this statement (the
@@ -237,7 +243,12 @@ pairs AS (
     FROM ins n JOIN ins o ON o.province_code = n.province_code AND o.kind = n.kind AND o.name_folded = n.name_folded
          AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
     WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
-),
+)
+"""
+
+# {pairs} holds candidate pairs: province_code, instance_id, duplicate_province_code,
+# duplicate_of, reason, collected_at, other_collected_at, earlier.
+LINK_SQL = """
 dup AS (
     INSERT INTO probable_duplicate (province_code, instance_id, duplicate_province_code, duplicate_of, reason)
     SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.province_code, p.instance_id, p.duplicate_province_code,
@@ -249,12 +260,18 @@ dup AS (
     ORDER BY p.instance_id, p.duplicate_of, p.reason DESC
     ON CONFLICT DO NOTHING
     RETURNING instance_id, duplicate_of, reason
-),
+)
+"""
+
+DUPLICATES_BY_RECORD_SQL = """
 dup_by_record AS (
     SELECT instance_id, json_agg(json_build_object('instance_id', duplicate_of, 'reason', reason)
                                  ORDER BY duplicate_of) AS probable_duplicates
     FROM dup GROUP BY instance_id
 )
+"""
+
+REPORT_SQL = """
 SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, c.error_code, c.error_params,
        i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash,
        -- what the sender is told about a new record
@@ -277,6 +294,44 @@ LEFT JOIN LATERAL (
 WHERE :every_row OR i.instance_id IS NULL
 ORDER BY c.n
 """
+
+INSERT_SQL = f"{CLAIM_AND_INSERT_SQL}, {DUPLICATE_PAIRS_SQL}, {LINK_SQL}, {DUPLICATES_BY_RECORD_SQL} {REPORT_SQL}"
+"""Step 2: claim, insert, link probable duplicates, report."""
+
+INSERT_UNLINKED_SQL = (f"{CLAIM_AND_INSERT_SQL}, dup_by_record AS (SELECT NULL::uuid AS instance_id, "
+                       f"NULL::json AS probable_duplicates WHERE false) {REPORT_SQL}")
+"""Step 2 of a bulk load: claim, insert, report; probable duplicates are linked once at the end (:data:`LINK_BULK_SQL`)."""
+
+LINK_BULK_SQL = f"""
+-- The records of a bulk load are those this transaction wrote (their xmin is
+-- its id: the import runs no subtransaction, and holds the table's lock, so
+-- nobody else writes to it meanwhile). One pass over the table, hash joins:
+-- no index needed, so a bulk load keeps none of the duplicate indexes up to
+-- date while it inserts. Earlier = stored before the load or, within the
+-- file, collected earlier (ties broken by instance_id), whatever the chunks.
+WITH r AS MATERIALIZED (
+    SELECT province_code, instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at,
+           xmin = pg_current_xact_id()::xid AS new
+    FROM survey_record
+),
+n AS MATERIALIZED (SELECT * FROM r WHERE new),
+pairs AS (
+    SELECT n.province_code, n.instance_id, o.province_code AS duplicate_province_code, o.instance_id AS duplicate_of,
+           'national_id' AS reason, n.collected_at, o.collected_at AS other_collected_at,
+           NOT o.new OR (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id) AS earlier
+    FROM n JOIN r o ON o.kind = n.kind AND o.id_hash = n.id_hash
+    WHERE n.id_hash IS NOT NULL
+    UNION ALL
+    SELECT n.province_code, n.instance_id, o.province_code, o.instance_id, 'name_birth_year_commune', n.collected_at,
+           o.collected_at, NOT o.new OR (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM n JOIN r o ON o.province_code = n.province_code AND o.kind = n.kind AND o.name_folded = n.name_folded
+         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
+    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+),
+{LINK_SQL}
+SELECT count(*) FROM dup
+"""
+"""Link the probable duplicates of every record a bulk load inserted, once, after its last chunk."""
 
 STORE_SQL = f"WITH {CHECK_SQL}, {INSERT_SQL.format(checked='c')}"
 """Both steps as one statement; ``{source}`` is left to fill."""
@@ -326,8 +381,11 @@ def check_into(conn: Connection, source_sql: str, table: str) -> None:
     conn.execute(text(f"ANALYZE {table} (error_field)"))
 
 
-def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int | None = None) -> list[Any]:
+def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int | None = None,
+                   unlinked: bool = False) -> list[Any]:
     """Step 2 for a file: store the rows checked into ``table`` (or ``limit`` of them after ``offset``, by ``n``).
+
+    ``unlinked``: leave probable duplicates to :func:`link_bulk_load`, after the last chunk.
 
     Returns only the rows not stored now (rejected, sent before, or in
     conflict), in the order of ``n``.
@@ -335,7 +393,22 @@ def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int 
     part = offset > 0 or limit is not None
     checked = f"(SELECT * FROM {table} ORDER BY n LIMIT :limit OFFSET :offset) c" if part else f"{table} c"
     params = store_params(None, every_row=False) | ({"limit": limit, "offset": offset} if part else {})
-    return conn.execute(text(f"WITH {INSERT_SQL.format(checked=checked)}"), params).all()
+    sql = INSERT_UNLINKED_SQL if unlinked else INSERT_SQL
+    return conn.execute(text(f"WITH {sql.format(checked=checked)}"), params).all()
+
+
+def link_bulk_load(conn: Connection) -> int:
+    """Link the probable duplicates of the records this transaction inserted unlinked; returns the links made.
+
+    Hash joins over the whole table, whatever the planner thinks of its
+    size: statistics taken while the table was empty (autovacuum after a
+    truncate) would otherwise turn them into nested loops, quadratic here.
+    """
+    before = conn.execute(text("SELECT current_setting('enable_nestloop')")).scalar()
+    conn.execute(text("SET LOCAL enable_nestloop = off"))
+    links = conn.execute(text(LINK_BULK_SQL), {"window": get_settings().duplicate_window_days}).scalar()
+    conn.execute(text("SELECT set_config('enable_nestloop', :v, true)"), {"v": before})
+    return links
 
 
 COMMUNE_PROBLEMS_SQL = text("""
