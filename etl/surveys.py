@@ -38,6 +38,7 @@ from etl.survey_csv import (
     unique_headers,
 )
 from geodata.db import get_engine
+from geodata.settings import get_settings
 from geodata.vietnam import VIETNAM_TZ
 from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
@@ -386,8 +387,12 @@ def defer_indexes(conn, file_rows: int) -> list[str]:
     chunk by chunk. Not for a file smaller than the table: rebuilding would
     then cost more than it saves. Dropping an index locks the table until the
     import commits, so that other readers and writers of records wait for a
-    bulk load.
+    bulk load (a request waiting past the statement timeout is answered 503
+    with Retry-After); the setting ``bulk_load_locks_records`` (on by
+    default) turns bulk loads off.
     """
+    if not get_settings().bulk_load_locks_records:
+        return []  # the operator keeps the table open to submissions (see the setting)
     stored = conn.execute(text("SELECT count(*) FROM (SELECT FROM survey_record LIMIT :n) r"), {"n": file_rows}).scalar()
     if stored >= file_rows:
         return []

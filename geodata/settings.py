@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     gps_accuracy_limit_m: float = 50.0
     outside_tolerance_m: float = 5000.0
     duplicate_window_days: int = 365
+    # A survey file bigger than the records already stored is a bulk load:
+    # it drops the record indexes no import statement reads, links probable
+    # duplicates once at the end and rebuilds the indexes before it commits
+    # (about a third less CPU). Dropping an index locks survey_record until
+    # the import commits: meanwhile every read and write of records waits,
+    # and one waiting past the statement timeout is answered 503 with
+    # Retry-After (phones keep the form and send it again; never a 500).
+    # On by default: a file bigger than the table is a first load or a
+    # migration, not a day of fieldwork. Off: every import keeps the table
+    # open to submissions, at the slower chunk-by-chunk pace.
+    bulk_load_locks_records: bool = True
     # Bodies larger than these are refused with 413 as they arrive (counted
     # on the bytes read, chunked uploads included): JSON requests, a batch of
     # submissions, an ODK submission with its attachments.
