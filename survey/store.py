@@ -55,16 +55,7 @@ a AS (
     GROUP BY s.n
 ),
 e AS (
-    -- The fingerprint behind "same payload again?" is computed here, where all
-    -- channels meet, over jsonb's canonical text; keyed, as it covers the ID hash.
-    SELECT s.*, st.name AS structure,
-           encode(hmac(jsonb_build_object(
-               'instance_id', s.instance_id, 'form_id', s.form_id, 'form_version', s.form_version, 'kind', s.kind,
-               'collected_at', s.collected_at AT TIME ZONE 'UTC', 'surveyor', s.surveyor, 'commune_code', s.commune_code,
-               'lon', s.lon, 'lat', s.lat, 'accuracy', s.accuracy, 'mock_location', s.mock_location,
-               'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
-               'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
-               'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
+    SELECT s.*, st.name AS structure, d.code AS declared, d.geom AS declared_geom,
            -- The distribution column: the 2025 province, also for a record of before 2025.
            CASE WHEN st.name <> '2025' THEN px.new_code WHEN dp.level = 'province' THEN dp.code ELSE dp.parent_code END
                AS province_code,
@@ -122,7 +113,9 @@ c AS (
            f.distance_m IS NOT NULL AS location_mismatch, f.distance_m,
            coalesce(f.mock_location, false) AS mock_location, f.id_hash, f.full_name,
            la_fold(f.full_name) AS name_folded, f.birth_year, f.sex,
-           f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers, f.payload_hash,
+           f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers,
+           -- as sent, for the fingerprint (:data:`INSERT_SQL`)
+           f.commune_code, f.lon, f.lat, f.mock_location AS mock_location_sent,
         CASE
             WHEN f.structure IS NULL THEN 'collected_at'
             WHEN f.declared IS NULL THEN 'commune_code'
@@ -169,6 +162,22 @@ c AS (
 
 # {checked} is a relation aliased ``c`` with the columns of CHECK_SQL's ``c``.
 CLAIM_AND_INSERT_SQL = """
+-- The fingerprint behind "same payload again?" is computed here, where all
+-- channels meet, over jsonb's canonical text of the row as sent; keyed, as
+-- it covers the ID hash. Here rather than in the check: a file's check runs
+-- one chunk ahead on another connection, and this was a third of its work,
+-- which the storing connection has time for.
+h AS (
+    SELECT c.*,
+           encode(hmac(jsonb_build_object(
+               'instance_id', c.instance_id, 'form_id', c.form_id, 'form_version', c.form_version, 'kind', c.kind,
+               'collected_at', c.collected_at AT TIME ZONE 'UTC', 'surveyor', c.surveyor, 'commune_code', c.commune_code,
+               'lon', c.lon, 'lat', c.lat, 'accuracy', c.accuracy, 'mock_location', c.mock_location_sent,
+               'id_hash', c.id_hash, 'full_name', c.full_name, 'birth_year', c.birth_year, 'sex', c.sex,
+               'departure_date', c.departure_date, 'market', c.market, 'recruiter_licence', c.recruiter_licence,
+               'answers', c.answers)::text, :secret, 'sha256'), 'hex') AS payload_hash
+    FROM {checked}
+),
 -- Exactly once by instance_id: a unique key must hold the distribution column
 -- (the province), so the instance_id is first claimed in survey_record_key
 -- (its own key), and only the rows whose claim was taken now are stored. A
@@ -176,7 +185,7 @@ CLAIM_AND_INSERT_SQL = """
 -- claimed and is answered like any resubmission (same payload, or conflict).
 claimed AS (
     INSERT INTO survey_record_key (instance_id, province_code)
-    SELECT instance_id, province_code FROM {checked} WHERE error_field IS NULL
+    SELECT instance_id, province_code FROM h WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id, province_code
 ),
@@ -193,7 +202,7 @@ ins AS (
            -- the review flag of a record without a point (validation made sure the reason is given)
            CASE WHEN pt IS NULL THEN coalesce(answers->>'location_missing_reason', 'other') END
     -- (a claim joined on the province too: the same id twice in one statement, in two provinces, is stored once)
-    FROM {checked} JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
+    FROM h c JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
     ON CONFLICT (province_code, instance_id) DO NOTHING
     RETURNING province_code, instance_id, payload_hash, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
               structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
@@ -278,7 +287,7 @@ SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, 
        i.kind, i.structure, i.declared_commune_code, i.assigned_commune_code, i.location_mismatch,
        i.mismatch_distance_m, i.accuracy_flag, i.mock_location, i.location_missing_reason,
        coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
-FROM {checked}
+FROM h c
 -- (by province and payload too: of one id sent twice in one statement, only the stored row says so)
 LEFT JOIN ins i ON i.instance_id = c.instance_id AND i.province_code = c.province_code AND i.payload_hash = c.payload_hash
 LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
