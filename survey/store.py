@@ -4,10 +4,12 @@ Storing is two steps, written once here:
 
 1. :data:`CHECK_SQL` (read-only): per row, the boundary structure in force on
    the collection date, the declared commune, the commune covering the GPS
-   point, the mismatch and accuracy flags, the sender's area, the payload's
-   fingerprint, and the reason if the row cannot be stored;
-2. :data:`INSERT_SQL`: insert the checked rows (keyed by ``instance_id``,
-   idempotent), link probable duplicates, and report each row.
+   point, the mismatch and accuracy flags, the sender's area, the folded
+   name, and the reason if the row cannot be stored;
+2. :data:`INSERT_SQL`: the payload's fingerprint, insert the checked rows
+   (keyed by ``instance_id``, idempotent), link probable duplicates, and
+   report each row. A bulk load inserts with :data:`INSERT_UNLINKED_SQL` and
+   links its probable duplicates once at the end (:data:`LINK_BULK_SQL`).
 
 An API request runs both as one statement (:func:`store_rows`). A big file
 import runs step 1 on a second connection, one chunk ahead, into a work table
