@@ -337,17 +337,18 @@ def import_surveys(
             # rows, not by sorting them four times (the planner cannot size them).
             conn.execute(text("SET LOCAL enable_mergejoin = off"))
             with clock.measure("defer indexes", pid):
-                deferred = defer_indexes(conn, total)
+                bulk = is_bulk_load(conn, total)
+                deferred = defer_indexes(conn) if bulk else []
             checked = checking.submit(check, validating.submit(next, prepared, None))
             ahead = validating.submit(next, prepared, None)
             while (chunk := checked.result()) is not None:
                 checked = checking.submit(check, ahead)
                 ahead = validating.submit(next, prepared, None)
-                _store_chunk(conn, chunk, result, source, path.name, defn, pid, bulk=bool(deferred))
+                _store_chunk(conn, chunk, result, source, path.name, defn, pid, bulk=bulk)
                 result.rows += chunk.rows
                 if progress:
                     progress(result.rows, total)
-            if deferred:
+            if bulk:
                 with clock.measure("link duplicates", pid):
                     link_bulk_load(conn)
             with clock.measure("rebuild indexes", pid):
@@ -376,26 +377,36 @@ DEFERRABLE_INDEXES = ("survey_record_commune", "survey_record_declared", "survey
                       "survey_record_id_hash", "survey_record_person")
 
 
-def defer_indexes(conn, file_rows: int) -> list[str]:
-    """For a file bigger than the table: drop the indexes the import does not read; return how to build them again.
+def is_bulk_load(conn, file_rows: int) -> bool:
+    """Is the file bigger than the table (a first load, a national migration)?
+
+    A bulk load links probable duplicates once after its last chunk (by hash
+    joins over the table, in the order of collection: survey.store.link_bulk_load)
+    instead of probing the duplicate indexes chunk by chunk: less work, and no
+    statement whose plan depends on the planner's idea of the table's size
+    (statistics taken while the table was empty, by autovacuum after a
+    truncate, once made those probes quadratic). A smaller file is linked
+    chunk by chunk: one pass over a big table would cost more than its probes.
+    """
+    stored = conn.execute(text("SELECT count(*) FROM (SELECT FROM survey_record LIMIT :n) r"), {"n": file_rows}).scalar()
+    return stored < file_rows
+
+
+def defer_indexes(conn) -> list[str]:
+    """For a bulk load: drop the indexes no statement of it reads; return how to build them again.
 
     Kept up row by row, these indexes cost about half of storing a row; built
     once at the end (by the caller, in the same transaction: nobody ever
-    sees the table without them) they cost a fraction of that. A bulk load
-    also links probable duplicates once after its last chunk (by hash joins,
-    in the order of collection) instead of probing the duplicate indexes
-    chunk by chunk. Not for a file smaller than the table: rebuilding would
-    then cost more than it saves. Dropping an index locks the table until the
-    import commits, so that other readers and writers of records wait for a
-    bulk load (a request waiting past the statement timeout is answered 503
-    with Retry-After); the setting ``bulk_load_locks_records`` (on by
-    default) turns bulk loads off.
+    sees the table without them) they cost a fraction of that. Only for a
+    bulk load: for a file smaller than the table rebuilding would cost more
+    than it saves. Dropping an index locks the table until the import
+    commits, so that other readers and writers of records wait for a bulk
+    load (a request waiting past the statement timeout is answered 503 with
+    Retry-After); the setting ``bulk_load_locks_records`` (on by default)
+    keeps the indexes, and the table open.
     """
     if not get_settings().bulk_load_locks_records:
         return []  # the operator keeps the table open to submissions (see the setting)
-    stored = conn.execute(text("SELECT count(*) FROM (SELECT FROM survey_record LIMIT :n) r"), {"n": file_rows}).scalar()
-    if stored >= file_rows:
-        return []
     definitions = [d for (d,) in conn.execute(text(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'survey_record' "
         "AND indexname = ANY(:names) ORDER BY indexname"), {"names": list(DEFERRABLE_INDEXES)})]

@@ -232,7 +232,7 @@ def test_a_bulk_load_rebuilds_the_indexes_it_left_out_and_a_failed_one_keeps_the
 
     before = record_indexes(seeded)
     real, deferred = etl.surveys.defer_indexes, []
-    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn, n: deferred.extend(real(conn, n)) or deferred)
+    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn: deferred.extend(real(conn)) or deferred)
     with seeded.connect() as conn:
         present = conn.execute(text("SELECT count(*) FROM survey_record")).scalar()
     rows = [aspirant(commune, full_name=f"Lầu Văn Số {i}") for i in range(present + 2)]
@@ -255,31 +255,36 @@ def test_a_bulk_load_rebuilds_the_indexes_it_left_out_and_a_failed_one_keeps_the
     assert all(stored(seeded, p["instance_id"]) is None for p in more)
 
 
-def test_a_bulk_load_links_probable_duplicates_once_in_the_order_of_collection(seeded, commune, tmp_path, monkeypatch):
+@pytest.mark.parametrize("locks", [True, False], ids=["indexes left out", "setting off: indexes kept"])
+def test_a_bulk_load_links_probable_duplicates_once_in_the_order_of_collection(seeded, commune, tmp_path, monkeypatch,
+                                                                                 environment, locks):
     """A bulk load links its records after its last chunk: to records stored before it, and within the file
-    the later collected to the earlier, whichever chunk each came in."""
+    the later collected to the earlier, whichever chunk each came in; with or without its indexes."""
     import etl.surveys
 
-    before = import_surveys(write_csv(tmp_path / "earlier.csv", [own_row(aspirant(
-        commune, full_name="Vàng A Sử", national_id="088 777 666001", collected_at=(NOW - dt.timedelta(days=5)).isoformat()))]))
+    environment(LABOUR_ATLAS_BULK_LOAD_LOCKS_RECORDS=str(locks).lower())
+    # People of this run only (the database is shared): their own IDs and names.
+    run = "1" if locks else "2"
+    earlier = aspirant(commune, full_name=f"Vàng A Sử {run}", national_id=f"088 777 66{run}001",
+                       collected_at=(NOW - dt.timedelta(days=5)).isoformat())
+    before = import_surveys(write_csv(tmp_path / "earlier.csv", [own_row(earlier)]))
     assert dict(before.counts) == {"created": 1}
-    with seeded.connect() as conn:
-        earlier = conn.execute(text("SELECT instance_id::text FROM survey_record WHERE id_hash IS NOT NULL AND full_name = 'Vàng A Sử'")).scalar()
     indexes, real, deferred = record_indexes(seeded), etl.surveys.defer_indexes, []
     # As if the file were bigger than the table: the bulk path, whatever the shared database holds.
-    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn, n: deferred.extend(real(conn, 10**9)) or deferred)
+    monkeypatch.setattr("etl.surveys.is_bulk_load", lambda conn, n: True)
+    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn: deferred.extend(real(conn)) or deferred)
     monkeypatch.setattr("etl.surveys.CHUNK", 2)
     day = dt.timedelta(days=1)
-    again = aspirant(commune, full_name="Vàng A Sử", national_id="088777666001")
+    again = aspirant(commune, full_name=f"Vàng A Sử {run}", national_id=f"08877766{run}001")
     # The same name, birth year and commune, other IDs: the later collected (first in the file) links to the earlier.
-    later = aspirant(commune, full_name="Thào Thị Dợ", national_id="088 777 666002", birth_year=1990,
+    later = aspirant(commune, full_name=f"Thào Thị Dợ {run}", national_id=f"088 777 66{run}002", birth_year=1990,
                      collected_at=(NOW - day).isoformat())
-    other = aspirant(commune, full_name="Giàng Văn Chư", national_id="088 777 666003")
-    first = aspirant(commune, full_name="Thào Thị Dợ", national_id="088 777 666004", birth_year=1990,
+    other = aspirant(commune, full_name=f"Giàng Văn Chư {run}", national_id=f"088 777 66{run}003")
+    first = aspirant(commune, full_name=f"Thào Thị Dợ {run}", national_id=f"088 777 66{run}004", birth_year=1990,
                      collected_at=(NOW - 3 * day).isoformat())
     r = import_surveys(write_csv(tmp_path / "bulk_links.csv", [own_row(p) for p in (later, other, again, first)]))
-    assert dict(r.counts) == {"created": 4} and deferred
-    assert links(seeded, again["instance_id"]) == {(earlier, "national_id")}
+    assert dict(r.counts) == {"created": 4} and bool(deferred) == locks
+    assert links(seeded, again["instance_id"]) == {(earlier["instance_id"], "national_id")}
     assert links(seeded, later["instance_id"]) == {(first["instance_id"], "name_birth_year_commune")}
     assert links(seeded, first["instance_id"]) == set() and links(seeded, other["instance_id"]) == set()
     assert record_indexes(seeded) == indexes
