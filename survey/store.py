@@ -315,11 +315,11 @@ INSERT_UNLINKED_SQL = (f"{CLAIM_AND_INSERT_SQL}, dup_by_record AS (SELECT NULL::
 
 LINK_BULK_SQL = f"""
 -- The records of a bulk load are those this transaction wrote (their xmin is
--- its id: the import runs no subtransaction, and holds the table's lock, so
--- nobody else writes to it meanwhile). One pass over the table, hash joins:
--- no index needed, so a bulk load keeps none of the duplicate indexes up to
--- date while it inserts. Earlier = stored before the load or, within the
--- file, collected earlier (ties broken by instance_id), whatever the chunks.
+-- its id: the import runs no subtransaction). One pass over the table, hash
+-- joins: no index needed, so a bulk load may leave the duplicate indexes out
+-- while it inserts. Earlier = stored by anyone else (before the load, or
+-- during it when the table is left open) or, within the file, collected
+-- earlier (ties broken by instance_id), whatever the chunks.
 WITH r AS MATERIALIZED (
     SELECT province_code, instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at,
            xmin = pg_current_xact_id()::xid AS new
