@@ -48,7 +48,6 @@ from survey.quarantine import Rejected, quarantine_rows
 from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked, link_bulk_load
 
 CHUNK = 50_000
-FIRST_ROWS_ALONE = 1_000
 
 Progress = Callable[[int, int], None]
 
@@ -415,28 +414,15 @@ def defer_indexes(conn) -> list[str]:
     return definitions
 
 
-def planner_sees_no_records(conn) -> bool:
-    """Is survey_record still without a single page (so the planner thinks it empty)?"""
-    return conn.execute(text("SELECT pg_relation_size('survey_record') = 0")).scalar()
-
-
 def _insert_chunk(conn, checked_table: str, bulk: bool = False) -> list:
     """Store a chunk's checked rows; return those not stored now.
 
-    ``bulk``: without linking probable duplicates (done once after the last chunk).
+    ``bulk``: without linking probable duplicates (done once after the last
+    chunk). Every import into an empty table is a bulk load, so no chunk
+    probes a table the planner believes empty (any index then costs nothing,
+    and a probe on the wrong one walks every row written so far: quadratic).
     """
-    if bulk:
-        # No statement probes survey_record by a duplicate index: whatever
-        # the planner believes of the table's size, no plan turns quadratic.
-        return insert_checked(conn, checked_table, unlinked=True)
-    # Into an empty table the planner picks any index for the duplicate
-    # probes (all cost nothing), and a probe on the wrong one walks every
-    # row the statement has written so far: quadratic, minutes per chunk.
-    # A first small statement gives the table pages and the planner sizes.
-    if planner_sees_no_records(conn):
-        return (insert_checked(conn, checked_table, limit=FIRST_ROWS_ALONE)
-                + insert_checked(conn, checked_table, offset=FIRST_ROWS_ALONE))
-    return insert_checked(conn, checked_table)
+    return insert_checked(conn, checked_table, unlinked=bulk)
 
 
 def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,

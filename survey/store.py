@@ -396,20 +396,16 @@ def check_into(conn: Connection, source_sql: str, table: str) -> None:
     conn.execute(text(f"ANALYZE {table} (error_field)"))
 
 
-def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int | None = None,
-                   unlinked: bool = False) -> list[Any]:
-    """Step 2 for a file: store the rows checked into ``table`` (or ``limit`` of them after ``offset``, by ``n``).
+def insert_checked(conn: Connection, table: str, *, unlinked: bool = False) -> list[Any]:
+    """Step 2 for a file: store the rows checked into ``table``.
 
     ``unlinked``: leave probable duplicates to :func:`link_bulk_load`, after the last chunk.
 
     Returns only the rows not stored now (rejected, sent before, or in
     conflict), in the order of ``n``.
     """
-    part = offset > 0 or limit is not None
-    checked = f"(SELECT * FROM {table} ORDER BY n LIMIT :limit OFFSET :offset) c" if part else f"{table} c"
-    params = store_params(None, every_row=False) | ({"limit": limit, "offset": offset} if part else {})
     sql = INSERT_UNLINKED_SQL if unlinked else INSERT_SQL
-    return conn.execute(text(f"WITH {sql.format(checked=checked)}"), params).all()
+    return conn.execute(text(f"WITH {sql.format(checked=f'{table} c')}"), store_params(None, every_row=False)).all()
 
 
 def link_bulk_load(conn: Connection) -> int:

@@ -208,17 +208,23 @@ def test_a_failure_in_a_later_chunk_stores_nothing_of_the_file(seeded, commune, 
     assert work_tables(seeded) == []
 
 
-def test_a_first_import_into_an_empty_table_is_split_without_losing_links(seeded, commune, tmp_path, monkeypatch):
-    """Into an empty table the first rows go in by their own statement; links across the cut remain."""
-    monkeypatch.setattr("etl.surveys.planner_sees_no_records", lambda conn: True)
-    monkeypatch.setattr("etl.surveys.FIRST_ROWS_ALONE", 2)
+def test_an_import_into_an_empty_table_is_a_bulk_load_and_a_second_one_finds_every_row(seeded_copy, commune, tmp_path,
+                                                                                         monkeypatch):
+    """Into an empty table (never probed chunk by chunk: the planner would take it for empty) a file goes as a bulk
+    load, linked at the end; the same file again finds every row stored."""
+    import etl.surveys
+
+    with seeded_copy.begin() as conn:
+        conn.execute(text("TRUNCATE probable_duplicate, survey_record, survey_record_key, submission_quarantine"))
+    real, bulk = etl.surveys.is_bulk_load, []
+    monkeypatch.setattr("etl.surveys.is_bulk_load", lambda conn, n: bulk.append(real(conn, n)) or bulk[-1])
     a = aspirant(commune, full_name="Mùa A Chứ", national_id="011 222 333444", collected_at=(NOW - dt.timedelta(days=1)).isoformat())
     rows = [a, aspirant(commune, full_name="Sùng Thị Mỷ"), aspirant(commune, full_name="Mùa A Chứ", national_id="011222333444")]
     r = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
-    assert dict(r.counts) == {"created": 3}
-    assert links(seeded, rows[2]["instance_id"]) == {(a["instance_id"], "national_id")}
+    assert dict(r.counts) == {"created": 3} and bulk == [True]
+    assert links(seeded_copy, rows[2]["instance_id"]) == {(a["instance_id"], "national_id")}
     again = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
-    assert dict(again.counts) == {"exists": 3}
+    assert dict(again.counts) == {"exists": 3} and bulk == [True, False]
 
 
 def record_indexes(engine) -> list[str]:
