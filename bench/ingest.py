@@ -228,13 +228,13 @@ def tree_of(rev: str, folder: Path) -> Path:
 
 def empty_survey_tables() -> None:
     with db.get_engine().begin() as conn:
-        conn.execute(text("TRUNCATE probable_duplicate, survey_record, submission_quarantine"))
+        conn.execute(text("TRUNCATE probable_duplicate, survey_record, survey_record_key, submission_quarantine"))
     # Statistics of the empty tables now: otherwise autovacuum, counting the
     # rows the last run wrote, analyses them while the next import has not yet
     # committed any, and the planner then takes the filling table for empty
     # (a duplicate probe on the wrong index: minutes per chunk).
     with db.get_engine().connect() as conn:
-        conn.execute(text("ANALYZE probable_duplicate, survey_record, submission_quarantine"))
+        conn.execute(text("ANALYZE probable_duplicate, survey_record, survey_record_key, submission_quarantine"))
         conn.commit()
 
 

@@ -38,16 +38,16 @@ from etl.survey_csv import (
     unique_headers,
 )
 from geodata.db import get_engine
+from geodata.settings import get_settings
 from geodata.vietnam import VIETNAM_TZ
 from survey.batch import validate_frame
 from survey.definition import FORM, FormDefinition
 from survey.identity import national_id_hashes
 from survey.ingest import COLUMNS, NOT_IN_ANSWERS
 from survey.quarantine import Rejected, quarantine_rows
-from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked
+from survey.store import ROW_COLUMNS, ROW_TYPES, check_into, commune_problems, insert_checked, link_bulk_load
 
 CHUNK = 50_000
-FIRST_ROWS_ALONE = 1_000
 
 Progress = Callable[[int, int], None]
 
@@ -336,16 +336,20 @@ def import_surveys(
             # rows, not by sorting them four times (the planner cannot size them).
             conn.execute(text("SET LOCAL enable_mergejoin = off"))
             with clock.measure("defer indexes", pid):
-                deferred = defer_indexes(conn, total)
+                bulk = is_bulk_load(conn, total)
+                deferred = defer_indexes(conn) if bulk else []
             checked = checking.submit(check, validating.submit(next, prepared, None))
             ahead = validating.submit(next, prepared, None)
             while (chunk := checked.result()) is not None:
                 checked = checking.submit(check, ahead)
                 ahead = validating.submit(next, prepared, None)
-                _store_chunk(conn, chunk, result, source, path.name, defn, pid)
+                _store_chunk(conn, chunk, result, source, path.name, defn, pid, bulk=bulk)
                 result.rows += chunk.rows
                 if progress:
                     progress(result.rows, total)
+            if bulk:
+                with clock.measure("link duplicates", pid):
+                    link_bulk_load(conn)
             with clock.measure("rebuild indexes", pid):
                 for definition in deferred:
                     conn.execute(text(definition))
@@ -362,26 +366,46 @@ def import_surveys(
     return result
 
 
-# Indexes of survey_record that no statement of an import reads: ON CONFLICT
-# uses survey_record_instance, the duplicate probes survey_record_id_hash and
-# survey_record_person, and the primary key is a constraint.
+# Indexes of survey_record that no statement of a bulk load reads: ON CONFLICT
+# uses the primary key (a constraint, kept) and survey_record_key's; the
+# duplicate indexes (survey_record_id_hash, survey_record_person) serve the
+# per-chunk probes, which a bulk load replaces by one pass at the end
+# (survey.store.link_bulk_load).
 DEFERRABLE_INDEXES = ("survey_record_commune", "survey_record_declared", "survey_record_review",
-                      "survey_record_submitted_by", "survey_record_no_location", "survey_record_departures")
+                      "survey_record_submitted_by", "survey_record_no_location", "survey_record_departures",
+                      "survey_record_id_hash", "survey_record_person")
 
 
-def defer_indexes(conn, file_rows: int) -> list[str]:
-    """For a file bigger than the table: drop the indexes the import does not read; return how to build them again.
+def is_bulk_load(conn, file_rows: int) -> bool:
+    """Is the file bigger than the table (a first load, a national migration)?
 
-    Kept up row by row, these indexes cost about a quarter of storing a row; built
-    once at the end (by the caller, in the same transaction: nobody ever
-    sees the table without them) they cost a fraction of that. Not for a
-    file smaller than the table: rebuilding would then cost more than it
-    saves. Dropping an index locks the table until the import commits, so
-    that other readers and writers of records wait for a bulk load.
+    A bulk load links probable duplicates once after its last chunk (by hash
+    joins over the table, in the order of collection: survey.store.link_bulk_load)
+    instead of probing the duplicate indexes chunk by chunk: less work, and no
+    statement whose plan depends on the planner's idea of the table's size
+    (statistics taken while the table was empty, by autovacuum after a
+    truncate, once made those probes quadratic). A smaller file is linked
+    chunk by chunk: one pass over a big table would cost more than its probes.
     """
     stored = conn.execute(text("SELECT count(*) FROM (SELECT FROM survey_record LIMIT :n) r"), {"n": file_rows}).scalar()
-    if stored >= file_rows:
-        return []
+    return stored < file_rows
+
+
+def defer_indexes(conn) -> list[str]:
+    """For a bulk load: drop the indexes no statement of it reads; return how to build them again.
+
+    Kept up row by row, these indexes cost about half of storing a row; built
+    once at the end (by the caller, in the same transaction: nobody ever
+    sees the table without them) they cost a fraction of that. Only for a
+    bulk load: for a file smaller than the table rebuilding would cost more
+    than it saves. Dropping an index locks the table until the import
+    commits, so that other readers and writers of records wait for a bulk
+    load (a request waiting past the statement timeout is answered 503 with
+    Retry-After); the setting ``bulk_load_locks_records`` (on by default)
+    keeps the indexes, and the table open.
+    """
+    if not get_settings().bulk_load_locks_records:
+        return []  # the operator keeps the table open to submissions (see the setting)
     definitions = [d for (d,) in conn.execute(text(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'survey_record' "
         "AND indexname = ANY(:names) ORDER BY indexname"), {"names": list(DEFERRABLE_INDEXES)})]
@@ -390,30 +414,25 @@ def defer_indexes(conn, file_rows: int) -> list[str]:
     return definitions
 
 
-def planner_sees_no_records(conn) -> bool:
-    """Is survey_record still without a single page (so the planner thinks it empty)?"""
-    return conn.execute(text("SELECT pg_relation_size('survey_record') = 0")).scalar()
+def _insert_chunk(conn, checked_table: str, bulk: bool = False) -> list:
+    """Store a chunk's checked rows; return those not stored now.
 
-
-def _insert_chunk(conn, checked_table: str) -> list:
-    """Store a chunk's checked rows; return those not stored now."""
-    # Into an empty table the planner picks any index for the duplicate
-    # probes (all cost nothing), and a probe on the wrong one walks every
-    # row the statement has written so far: quadratic, minutes per chunk.
-    # A first small statement gives the table pages and the planner sizes.
-    if planner_sees_no_records(conn):
-        return (insert_checked(conn, checked_table, limit=FIRST_ROWS_ALONE)
-                + insert_checked(conn, checked_table, offset=FIRST_ROWS_ALONE))
-    return insert_checked(conn, checked_table)
+    ``bulk``: without linking probable duplicates (done once after the last
+    chunk). Every import into an empty table is a bulk load, so no chunk
+    probes a table the planner believes empty (any index then costs nothing,
+    and a probe on the wrong one walks every row written so far: quadratic).
+    """
+    return insert_checked(conn, checked_table, unlinked=bulk)
 
 
 def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source: str, file_name: str,
-                 defn: FormDefinition, pid: int | None = None) -> None:
+                 defn: FormDefinition, pid: int | None = None, bulk: bool = False) -> None:
     clock = result.stages
     rejected: list[Rejected] = []
+    rows_as_read: dict[int, dict[str, str]] = {}
 
     def reject(i: int, row_number: int, reasons: list[dict[str, str]], count: bool = True) -> None:
-        raw = dict(chunk.frame.loc[i].items())
+        raw = rows_as_read[i] if i in rows_as_read else dict(chunk.frame.loc[i].items())
         rejected.append(Rejected(source, json.dumps(raw, ensure_ascii=False), raw, reasons, file_name, row_number))
         if count:
             result.counts["rejected"] += 1
@@ -422,11 +441,14 @@ def _store_chunk(conn, chunk: PreparedChunk, result: SurveyImportResult, source:
     with clock.measure("store: rejected", pid):
         for i, problem in commune_problems(conn, chunk.declared).items():
             chunk.errors[i].append(problem)
+        # The rejected rows as read, all at once (a row at a time costs 100 µs each).
+        if chunk.frame.columns.is_unique:
+            rows_as_read.update(chunk.frame.loc[list(chunk.errors)].to_dict("index"))
         for i, reasons in chunk.errors.items():
             reject(i, int(chunk.row_numbers[i]), reasons)
     if chunk.checked_table is not None:
         with clock.measure("store: insert", pid):
-            not_stored = _insert_chunk(conn, chunk.checked_table)
+            not_stored = _insert_chunk(conn, chunk.checked_table, bulk)
         if created := chunk.staged - len(not_stored):
             result.counts["created"] += created
         for r in not_stored:

@@ -4,10 +4,12 @@ Storing is two steps, written once here:
 
 1. :data:`CHECK_SQL` (read-only): per row, the boundary structure in force on
    the collection date, the declared commune, the commune covering the GPS
-   point, the mismatch and accuracy flags, the sender's area, the payload's
-   fingerprint, and the reason if the row cannot be stored;
-2. :data:`INSERT_SQL`: insert the checked rows (keyed by ``instance_id``,
-   idempotent), link probable duplicates, and report each row.
+   point, the mismatch and accuracy flags, the sender's area, the folded
+   name, and the reason if the row cannot be stored;
+2. :data:`INSERT_SQL`: the payload's fingerprint, insert the checked rows
+   (keyed by ``instance_id``, idempotent), link probable duplicates, and
+   report each row. A bulk load inserts with :data:`INSERT_UNLINKED_SQL` and
+   links its probable duplicates once at the end (:data:`LINK_BULK_SQL`).
 
 An API request runs both as one statement (:func:`store_rows`). A big file
 import runs step 1 on a second connection, one chunk ahead, into a work table
@@ -55,16 +57,7 @@ a AS (
     GROUP BY s.n
 ),
 e AS (
-    -- The fingerprint behind "same payload again?" is computed here, where all
-    -- channels meet, over jsonb's canonical text; keyed, as it covers the ID hash.
-    SELECT s.*, st.name AS structure,
-           encode(hmac(jsonb_build_object(
-               'instance_id', s.instance_id, 'form_id', s.form_id, 'form_version', s.form_version, 'kind', s.kind,
-               'collected_at', s.collected_at AT TIME ZONE 'UTC', 'surveyor', s.surveyor, 'commune_code', s.commune_code,
-               'lon', s.lon, 'lat', s.lat, 'accuracy', s.accuracy, 'mock_location', s.mock_location,
-               'id_hash', s.id_hash, 'full_name', s.full_name, 'birth_year', s.birth_year, 'sex', s.sex,
-               'departure_date', s.departure_date, 'market', s.market, 'recruiter_licence', s.recruiter_licence,
-               'answers', jsonb_strip_nulls(s.answers))::text, :secret, 'sha256'), 'hex') AS payload_hash, d.code AS declared, d.geom AS declared_geom,
+    SELECT s.*, st.name AS structure, d.code AS declared, d.geom AS declared_geom,
            -- The distribution column: the 2025 province, also for a record of before 2025.
            CASE WHEN st.name <> '2025' THEN px.new_code WHEN dp.level = 'province' THEN dp.code ELSE dp.parent_code END
                AS province_code,
@@ -122,7 +115,9 @@ c AS (
            f.distance_m IS NOT NULL AS location_mismatch, f.distance_m,
            coalesce(f.mock_location, false) AS mock_location, f.id_hash, f.full_name,
            la_fold(f.full_name) AS name_folded, f.birth_year, f.sex,
-           f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers, f.payload_hash,
+           f.departure_date, f.market, f.recruiter_licence, jsonb_strip_nulls(f.answers) AS answers,
+           -- as sent, for the fingerprint (:data:`INSERT_SQL`)
+           f.commune_code, f.lon, f.lat, f.mock_location AS mock_location_sent,
         CASE
             WHEN f.structure IS NULL THEN 'collected_at'
             WHEN f.declared IS NULL THEN 'commune_code'
@@ -168,7 +163,23 @@ c AS (
 """
 
 # {checked} is a relation aliased ``c`` with the columns of CHECK_SQL's ``c``.
-INSERT_SQL = """
+CLAIM_AND_INSERT_SQL = """
+-- The fingerprint behind "same payload again?" is computed here, where all
+-- channels meet, over jsonb's canonical text of the row as sent; keyed, as
+-- it covers the ID hash. Here rather than in the check: a file's check runs
+-- one chunk ahead on another connection, and this was a third of its work,
+-- which the storing connection has time for.
+h AS (
+    SELECT c.*,
+           encode(hmac(jsonb_build_object(
+               'instance_id', c.instance_id, 'form_id', c.form_id, 'form_version', c.form_version, 'kind', c.kind,
+               'collected_at', c.collected_at AT TIME ZONE 'UTC', 'surveyor', c.surveyor, 'commune_code', c.commune_code,
+               'lon', c.lon, 'lat', c.lat, 'accuracy', c.accuracy, 'mock_location', c.mock_location_sent,
+               'id_hash', c.id_hash, 'full_name', c.full_name, 'birth_year', c.birth_year, 'sex', c.sex,
+               'departure_date', c.departure_date, 'market', c.market, 'recruiter_licence', c.recruiter_licence,
+               'answers', c.answers)::text, :secret, 'sha256'), 'hex') AS payload_hash
+    FROM {checked}
+),
 -- Exactly once by instance_id: a unique key must hold the distribution column
 -- (the province), so the instance_id is first claimed in survey_record_key
 -- (its own key), and only the rows whose claim was taken now are stored. A
@@ -176,7 +187,7 @@ INSERT_SQL = """
 -- claimed and is answered like any resubmission (same payload, or conflict).
 claimed AS (
     INSERT INTO survey_record_key (instance_id, province_code)
-    SELECT instance_id, province_code FROM {checked} WHERE error_field IS NULL
+    SELECT instance_id, province_code FROM h WHERE error_field IS NULL
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id, province_code
 ),
@@ -193,12 +204,18 @@ ins AS (
            -- the review flag of a record without a point (validation made sure the reason is given)
            CASE WHEN pt IS NULL THEN coalesce(answers->>'location_missing_reason', 'other') END
     -- (a claim joined on the province too: the same id twice in one statement, in two provinces, is stored once)
-    FROM {checked} JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
+    FROM h c JOIN claimed k USING (instance_id, province_code) WHERE c.error_field IS NULL
     ON CONFLICT (province_code, instance_id) DO NOTHING
     RETURNING province_code, instance_id, payload_hash, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at, submitted_at,
               structure, assigned_commune_code, location_mismatch, mismatch_distance_m, accuracy_flag, mock_location,
               location_missing_reason
-),
+)
+"""
+
+# Candidate pairs of probable duplicates of the records just inserted (``ins``);
+# :data:`LINK_SQL` keeps those in the window. A bulk load finds its pairs in one
+# pass at the end instead (:data:`LINK_BULK_SQL`), with the same rules.
+DUPLICATE_PAIRS_SQL = """
 -- New records that look like an earlier one of the same kind (same ID hash,
 -- or same folded name + birth year + declared commune, within the window):
 -- linked, never merged. Earlier = stored before this statement (the
@@ -237,7 +254,12 @@ pairs AS (
     FROM ins n JOIN ins o ON o.province_code = n.province_code AND o.kind = n.kind AND o.name_folded = n.name_folded
          AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
     WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
-),
+)
+"""
+
+# {pairs} holds candidate pairs: province_code, instance_id, duplicate_province_code,
+# duplicate_of, reason, collected_at, other_collected_at, earlier.
+LINK_SQL = """
 dup AS (
     INSERT INTO probable_duplicate (province_code, instance_id, duplicate_province_code, duplicate_of, reason)
     SELECT DISTINCT ON (p.instance_id, p.duplicate_of) p.province_code, p.instance_id, p.duplicate_province_code,
@@ -249,19 +271,25 @@ dup AS (
     ORDER BY p.instance_id, p.duplicate_of, p.reason DESC
     ON CONFLICT DO NOTHING
     RETURNING instance_id, duplicate_of, reason
-),
+)
+"""
+
+DUPLICATES_BY_RECORD_SQL = """
 dup_by_record AS (
     SELECT instance_id, json_agg(json_build_object('instance_id', duplicate_of, 'reason', reason)
                                  ORDER BY duplicate_of) AS probable_duplicates
     FROM dup GROUP BY instance_id
 )
+"""
+
+REPORT_SQL = """
 SELECT c.n, c.instance_id::text AS instance_id, c.error_field, c.error_message, c.error_code, c.error_params,
        i.instance_id IS NOT NULL AS inserted, r.payload_hash AS stored_hash, c.payload_hash,
        -- what the sender is told about a new record
        i.kind, i.structure, i.declared_commune_code, i.assigned_commune_code, i.location_mismatch,
        i.mismatch_distance_m, i.accuracy_flag, i.mock_location, i.location_missing_reason,
        coalesce(dr.probable_duplicates, '[]') AS probable_duplicates
-FROM {checked}
+FROM h c
 -- (by province and payload too: of one id sent twice in one statement, only the stored row says so)
 LEFT JOIN ins i ON i.instance_id = c.instance_id AND i.province_code = c.province_code AND i.payload_hash = c.payload_hash
 LEFT JOIN dup_by_record dr ON dr.instance_id = c.instance_id
@@ -277,6 +305,44 @@ LEFT JOIN LATERAL (
 WHERE :every_row OR i.instance_id IS NULL
 ORDER BY c.n
 """
+
+INSERT_SQL = f"{CLAIM_AND_INSERT_SQL}, {DUPLICATE_PAIRS_SQL}, {LINK_SQL}, {DUPLICATES_BY_RECORD_SQL} {REPORT_SQL}"
+"""Step 2: claim, insert, link probable duplicates, report."""
+
+INSERT_UNLINKED_SQL = (f"{CLAIM_AND_INSERT_SQL}, dup_by_record AS (SELECT NULL::uuid AS instance_id, "
+                       f"NULL::json AS probable_duplicates WHERE false) {REPORT_SQL}")
+"""Step 2 of a bulk load: claim, insert, report; probable duplicates are linked once at the end (:data:`LINK_BULK_SQL`)."""
+
+LINK_BULK_SQL = f"""
+-- The records of a bulk load are those this transaction wrote (their xmin is
+-- its id: the import runs no subtransaction). One pass over the table, hash
+-- joins: no index needed, so a bulk load may leave the duplicate indexes out
+-- while it inserts. Earlier = stored by anyone else (before the load, or
+-- during it when the table is left open) or, within the file, collected
+-- earlier (ties broken by instance_id), whatever the chunks.
+WITH r AS MATERIALIZED (
+    SELECT province_code, instance_id, kind, id_hash, name_folded, birth_year, declared_commune_code, collected_at,
+           xmin = pg_current_xact_id()::xid AS new
+    FROM survey_record
+),
+n AS MATERIALIZED (SELECT * FROM r WHERE new),
+pairs AS (
+    SELECT n.province_code, n.instance_id, o.province_code AS duplicate_province_code, o.instance_id AS duplicate_of,
+           'national_id' AS reason, n.collected_at, o.collected_at AS other_collected_at,
+           NOT o.new OR (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id) AS earlier
+    FROM n JOIN r o ON o.kind = n.kind AND o.id_hash = n.id_hash
+    WHERE n.id_hash IS NOT NULL
+    UNION ALL
+    SELECT n.province_code, n.instance_id, o.province_code, o.instance_id, 'name_birth_year_commune', n.collected_at,
+           o.collected_at, NOT o.new OR (o.collected_at, o.instance_id) < (n.collected_at, n.instance_id)
+    FROM n JOIN r o ON o.province_code = n.province_code AND o.kind = n.kind AND o.name_folded = n.name_folded
+         AND o.birth_year = n.birth_year AND o.declared_commune_code = n.declared_commune_code
+    WHERE o.id_hash IS DISTINCT FROM n.id_hash OR n.id_hash IS NULL
+),
+{LINK_SQL}
+SELECT count(*) FROM dup
+"""
+"""Link the probable duplicates of every record a bulk load inserted, once, after its last chunk."""
 
 STORE_SQL = f"WITH {CHECK_SQL}, {INSERT_SQL.format(checked='c')}"
 """Both steps as one statement; ``{source}`` is left to fill."""
@@ -320,22 +386,45 @@ def check_into(conn: Connection, source_sql: str, table: str) -> None:
     Unlogged: the table is a hand-over between two connections of one
     import, dropped when the import ends; it is never worth writing to WAL.
     """
-    sql = f"CREATE UNLOGGED TABLE {table} AS WITH {CHECK_SQL.format(source=source_sql)} SELECT * FROM c"
+    # Autovacuum off: the table is written once, read once and dropped; left
+    # on, autovacuum would vacuum and analyse each one (every column of 50,000
+    # rows) while the import runs, for nothing.
+    sql = (f"CREATE UNLOGGED TABLE {table} WITH (autovacuum_enabled = false) AS "
+           f"WITH {CHECK_SQL.format(source=source_sql)} SELECT * FROM c")
     conn.execute(text(sql), store_params(None))
     # How many rows will be inserted: the planner's guess without it is 0.5 %.
     conn.execute(text(f"ANALYZE {table} (error_field)"))
 
 
-def insert_checked(conn: Connection, table: str, *, offset: int = 0, limit: int | None = None) -> list[Any]:
-    """Step 2 for a file: store the rows checked into ``table`` (or ``limit`` of them after ``offset``, by ``n``).
+def insert_checked(conn: Connection, table: str, *, unlinked: bool = False) -> list[Any]:
+    """Step 2 for a file: store the rows checked into ``table``.
+
+    ``unlinked``: leave probable duplicates to :func:`link_bulk_load`, after the last chunk.
 
     Returns only the rows not stored now (rejected, sent before, or in
     conflict), in the order of ``n``.
     """
-    part = offset > 0 or limit is not None
-    checked = f"(SELECT * FROM {table} ORDER BY n LIMIT :limit OFFSET :offset) c" if part else f"{table} c"
-    params = store_params(None, every_row=False) | ({"limit": limit, "offset": offset} if part else {})
-    return conn.execute(text(f"WITH {INSERT_SQL.format(checked=checked)}"), params).all()
+    sql = INSERT_UNLINKED_SQL if unlinked else INSERT_SQL
+    return conn.execute(text(f"WITH {sql.format(checked=f'{table} c')}"), store_params(None, every_row=False)).all()
+
+
+def link_bulk_load(conn: Connection) -> int:
+    """Link the probable duplicates of the records this transaction inserted unlinked; returns the links made.
+
+    Hash joins over the whole table, whatever the planner thinks of its
+    size: statistics taken while the table was empty (autovacuum after a
+    truncate) would otherwise turn them into nested loops, quadratic here.
+    One pass for a million records: about 4 s of database CPU.
+    """
+    # (Merge joins would sort a million rows four times over.)
+    joins = ("enable_nestloop", "enable_mergejoin")
+    before = conn.execute(text("SELECT current_setting('enable_nestloop'), current_setting('enable_mergejoin')")).one()
+    for name in joins:
+        conn.execute(text(f"SET LOCAL {name} = off"))
+    links = conn.execute(text(LINK_BULK_SQL), {"window": get_settings().duplicate_window_days}).scalar()
+    for name, value in zip(joins, before, strict=True):
+        conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    return links
 
 
 COMMUNE_PROBLEMS_SQL = text("""

@@ -9,7 +9,7 @@ TABLES = {"audit_log", "boundary_structure", "admin_unit", "admin_unit_part", "u
           "app_user", "user_scope", "user_scope_unit", "refresh_token", "boundary_import", "boundary_import_unit",
           "aggregate_release", "aggregate_release_cell", "target", "recruiter", "recruitment_event", "incident", "data_version",
           "unit_population", "survey_record_key", "export_job"}
-HEAD = "0017"
+HEAD = "0018"
 
 
 def tables(conn) -> set[str]:

@@ -590,3 +590,37 @@ def test_the_deadline_never_cuts_an_answer_that_has_begun(environment):
 
     sent = deadline_run(long_download, [(0, b"")], environment)
     assert sent[0]["status"] == 200 and b"".join(m.get("body", b"") for m in sent[1:]) == b"one two three"
+
+
+@pytest.mark.parametrize("locks", [True, False], ids=["bulk load locks records", "setting off"])
+def test_a_submission_during_a_bulk_load_waits_or_is_503_never_500(served_app, app_db, environment, monkeypatch, tmp_path, locks):
+    """A bulk load holds survey_record locked until it commits: a phone's submission meanwhile is answered 503 with
+    Retry-After (sent again, stored once); with the setting off the table stays open and it is stored at once."""
+    from etl.surveys import import_surveys
+
+    base, cluster = served_app, app_db
+    environment(LABOUR_ATLAS_BULK_LOAD_LOCKS_RECORDS=str(locks).lower())
+    # As if the file were bigger than the table, whatever earlier tests stored.
+    monkeypatch.setattr("etl.surveys.is_bulk_load", lambda conn, n: True)
+    monkeypatch.setattr("etl.surveys.CHUNK", 2)
+    commune = a_commune(cluster)
+    surveyor = make_user(cluster, "surveyor")
+    path = own_csv(tmp_path / "bulk_during.csv", [aspirant(commune, full_name=f"Lò Văn Tải {i}") for i in range(4)])
+    phone = aspirant(commune, full_name="Mè Thị Gửi Trong Lúc Nạp")
+    answers = []
+
+    def submit_between_chunks(done: int, total: int) -> None:
+        if not answers:  # the import's transaction is open: its lock, if any, is held
+            with httpx.Client(timeout=ANSWER_WITHIN) as client:
+                answers.append(client.post(base + "/api/v1/submissions", json=phone, headers=surveyor.bearer))
+
+    r = import_surveys(path, progress=submit_between_chunks)
+    assert dict(r.counts) == {"created": 4}
+    if locks:
+        assert_retry_later(answers[0])
+        assert records(cluster, phone["instance_id"]) == 0
+        with httpx.Client(timeout=ANSWER_WITHIN) as client:  # the phone sends it again
+            assert client.post(base + "/api/v1/submissions", json=phone, headers=surveyor.bearer).status_code == 201
+    else:
+        assert answers[0].status_code == 201, answers[0].text[:300]
+    assert records(cluster, phone["instance_id"]) == 1

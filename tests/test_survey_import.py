@@ -208,17 +208,23 @@ def test_a_failure_in_a_later_chunk_stores_nothing_of_the_file(seeded, commune, 
     assert work_tables(seeded) == []
 
 
-def test_a_first_import_into_an_empty_table_is_split_without_losing_links(seeded, commune, tmp_path, monkeypatch):
-    """Into an empty table the first rows go in by their own statement; links across the cut remain."""
-    monkeypatch.setattr("etl.surveys.planner_sees_no_records", lambda conn: True)
-    monkeypatch.setattr("etl.surveys.FIRST_ROWS_ALONE", 2)
+def test_an_import_into_an_empty_table_is_a_bulk_load_and_a_second_one_finds_every_row(seeded_copy, commune, tmp_path,
+                                                                                         monkeypatch):
+    """Into an empty table (never probed chunk by chunk: the planner would take it for empty) a file goes as a bulk
+    load, linked at the end; the same file again finds every row stored."""
+    import etl.surveys
+
+    with seeded_copy.begin() as conn:
+        conn.execute(text("TRUNCATE probable_duplicate, survey_record, survey_record_key, submission_quarantine"))
+    real, bulk = etl.surveys.is_bulk_load, []
+    monkeypatch.setattr("etl.surveys.is_bulk_load", lambda conn, n: bulk.append(real(conn, n)) or bulk[-1])
     a = aspirant(commune, full_name="Mùa A Chứ", national_id="011 222 333444", collected_at=(NOW - dt.timedelta(days=1)).isoformat())
     rows = [a, aspirant(commune, full_name="Sùng Thị Mỷ"), aspirant(commune, full_name="Mùa A Chứ", national_id="011222333444")]
     r = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
-    assert dict(r.counts) == {"created": 3}
-    assert links(seeded, rows[2]["instance_id"]) == {(a["instance_id"], "national_id")}
+    assert dict(r.counts) == {"created": 3} and bulk == [True]
+    assert links(seeded_copy, rows[2]["instance_id"]) == {(a["instance_id"], "national_id")}
     again = import_surveys(write_csv(tmp_path / "first.csv", [own_row(p) for p in rows]))
-    assert dict(again.counts) == {"exists": 3}
+    assert dict(again.counts) == {"exists": 3} and bulk == [True, False]
 
 
 def record_indexes(engine) -> list[str]:
@@ -232,7 +238,7 @@ def test_a_bulk_load_rebuilds_the_indexes_it_left_out_and_a_failed_one_keeps_the
 
     before = record_indexes(seeded)
     real, deferred = etl.surveys.defer_indexes, []
-    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn, n: deferred.extend(real(conn, n)) or deferred)
+    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn: deferred.extend(real(conn)) or deferred)
     with seeded.connect() as conn:
         present = conn.execute(text("SELECT count(*) FROM survey_record")).scalar()
     rows = [aspirant(commune, full_name=f"Lầu Văn Số {i}") for i in range(present + 2)]
@@ -253,6 +259,41 @@ def test_a_bulk_load_rebuilds_the_indexes_it_left_out_and_a_failed_one_keeps_the
         import_surveys(write_csv(tmp_path / "bulk_broken.csv", [own_row(p) for p in more]))
     assert deferred and record_indexes(seeded) == before
     assert all(stored(seeded, p["instance_id"]) is None for p in more)
+
+
+@pytest.mark.parametrize("locks", [True, False], ids=["indexes left out", "setting off: indexes kept"])
+def test_a_bulk_load_links_probable_duplicates_once_in_the_order_of_collection(seeded, commune, tmp_path, monkeypatch,
+                                                                                 environment, locks):
+    """A bulk load links its records after its last chunk: to records stored before it, and within the file
+    the later collected to the earlier, whichever chunk each came in; with or without its indexes."""
+    import etl.surveys
+
+    environment(LABOUR_ATLAS_BULK_LOAD_LOCKS_RECORDS=str(locks).lower())
+    # People of this run only (the database is shared): their own IDs and names.
+    run = "1" if locks else "2"
+    earlier = aspirant(commune, full_name=f"Vàng A Sử {run}", national_id=f"088 777 66{run}001",
+                       collected_at=(NOW - dt.timedelta(days=5)).isoformat())
+    before = import_surveys(write_csv(tmp_path / "earlier.csv", [own_row(earlier)]))
+    assert dict(before.counts) == {"created": 1}
+    indexes, real, deferred = record_indexes(seeded), etl.surveys.defer_indexes, []
+    # As if the file were bigger than the table: the bulk path, whatever the shared database holds.
+    monkeypatch.setattr("etl.surveys.is_bulk_load", lambda conn, n: True)
+    monkeypatch.setattr("etl.surveys.defer_indexes", lambda conn: deferred.extend(real(conn)) or deferred)
+    monkeypatch.setattr("etl.surveys.CHUNK", 2)
+    day = dt.timedelta(days=1)
+    again = aspirant(commune, full_name=f"Vàng A Sử {run}", national_id=f"08877766{run}001")
+    # The same name, birth year and commune, other IDs: the later collected (first in the file) links to the earlier.
+    later = aspirant(commune, full_name=f"Thào Thị Dợ {run}", national_id=f"088 777 66{run}002", birth_year=1990,
+                     collected_at=(NOW - day).isoformat())
+    other = aspirant(commune, full_name=f"Giàng Văn Chư {run}", national_id=f"088 777 66{run}003")
+    first = aspirant(commune, full_name=f"Thào Thị Dợ {run}", national_id=f"088 777 66{run}004", birth_year=1990,
+                     collected_at=(NOW - 3 * day).isoformat())
+    r = import_surveys(write_csv(tmp_path / "bulk_links.csv", [own_row(p) for p in (later, other, again, first)]))
+    assert dict(r.counts) == {"created": 4} and bool(deferred) == locks
+    assert links(seeded, again["instance_id"]) == {(earlier["instance_id"], "national_id")}
+    assert links(seeded, later["instance_id"]) == {(first["instance_id"], "name_birth_year_commune")}
+    assert links(seeded, first["instance_id"]) == set() and links(seeded, other["instance_id"]) == set()
+    assert record_indexes(seeded) == indexes
 
 
 def test_work_tables_of_a_killed_import_are_dropped_and_a_running_one_is_left(seeded, commune, tmp_path):
