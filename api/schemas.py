@@ -53,6 +53,51 @@ Geometry = Annotated[dict[str, Any], WithJsonSchema(GEOMETRY_SCHEMA)]
 """A GeoJSON geometry as PostGIS writes it: passed through unchanged (no per-vertex validation), declared exactly."""
 
 
+# -- the members that several answers share, declared once -------------------------------
+# Pydantic puts inherited fields first, in the order the bases declare them, and a field a subclass declares
+# again keeps its inherited place: so these bases hold only leading members, and every answer keeps the order of
+# its members (``type`` first, ``features`` last) and its OpenAPI schema (bases are not components).
+class GeoFeature(Out):
+    """A GeoJSON Feature; each layer's feature adds its ``properties`` (and may describe its ``geometry``)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: Geometry | None
+
+
+class FeatureCollection(Out):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+
+
+class LayerCollection(FeatureCollection):
+    """A map layer's answer; each layer declares its name as a literal ``layer``."""
+
+    layer: str
+
+
+class ViewedLayer(LayerCollection):
+    """A layer with views: ``view`` follows ``layer`` (each layer declares its views as a literal)."""
+
+    view: str
+
+
+class PlacedLayer(LayerCollection):
+    """A layer of units: the boundary structure and level follow ``layer`` (and ``view``, see CoverageCollection)."""
+
+    structure: str
+    level: str
+
+
+class UnitHead(Out):
+    """The unit a row of counts is about, its first members."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geom_quality: str | None
+
+
 # -- health --------------------------------------------------------------------------
 class Health(Out):
     status: Literal["ok", "unavailable"]
@@ -80,15 +125,12 @@ class UnitProperties(Out):
     geom_source: str | None
 
 
-class UnitFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
+class UnitFeature(GeoFeature):
     geometry: Geometry | None = Field(description="GeoJSON geometry (WGS 84), or null")
     properties: UnitProperties
 
 
-class UnitCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class UnitCollection(FeatureCollection):
     numberMatched: int  # noqa: N815 (OGC API Features' name)
     numberReturned: int  # noqa: N815
     features: list[UnitFeature]
@@ -259,12 +301,7 @@ class Cell(Out):
     suppressed: bool
 
 
-class UnitCounts(Out):
-    code: str
-    name: str
-    level: str
-    parent_code: str | None
-    geom_quality: str | None
+class UnitCounts(UnitHead):
     aspirant: Cell
     returnee: Cell
     departure: Cell
@@ -329,12 +366,7 @@ class ClassificationOut(Out):
     no_data: str
 
 
-class CoverageProperties(Out):
-    code: str
-    name: str
-    level: str
-    parent_code: str | None
-    geom_quality: str | None
+class CoverageProperties(UnitHead):
     period: str
     target_lower: float | None = Field(description="The target for the period (its lower bound for a range or a minimum)")
     target_upper: float | None
@@ -351,19 +383,13 @@ class CoverageProperties(Out):
     status_label: str | None = None
 
 
-class CoverageFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
-    geometry: Geometry | None
+class CoverageFeature(GeoFeature):
     properties: CoverageProperties
 
 
-class CoverageCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class CoverageCollection(PlacedLayer, ViewedLayer):
     layer: Literal["coverage"] = "coverage"
     view: Literal["departures", "surveys"]
-    structure: str
-    level: str
     period: str
     classification: ClassificationOut
     projection: str | None = Field(description="How the year's total is projected (current year only)")
@@ -396,45 +422,30 @@ class IncidentProperties(Out):
     located_by: Literal["point", "commune"] = Field(description="Reported with a point, or only with a commune (shown at its centre)")
 
 
-class IncidentFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
-    geometry: Geometry | None
+class IncidentFeature(GeoFeature):
     properties: IncidentProperties
 
 
-class IncidentCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class IncidentCollection(LayerCollection):
     layer: Literal["incidents"] = "incidents"
     period: str
     numberReturned: int  # noqa: N815
     features: list[IncidentFeature]
 
 
-class IncidentCountProperties(Out):
-    code: str
-    name: str
-    level: str
-    parent_code: str | None
-    geom_quality: str | None
+class IncidentCountProperties(UnitHead):
     period: str
     incidents: int | None
     persons_affected: int | None
     suppressed: list[str]
 
 
-class IncidentCountFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
-    geometry: Geometry | None
+class IncidentCountFeature(GeoFeature):
     properties: IncidentCountProperties
 
 
-class IncidentCountCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class IncidentCountCollection(PlacedLayer):
     layer: Literal["incident-counts"] = "incident-counts"
-    structure: str
-    level: str
     period: str
     suppressed_below: int | None
     source: Literal["live", "release"] = Field(
@@ -460,19 +471,13 @@ class HotspotProperties(Out):
     suppressed: list[str] = Field(default_factory=list)
 
 
-class HotspotFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
-    geometry: Geometry | None
+class HotspotFeature(GeoFeature):
     properties: HotspotProperties
 
 
-class HotspotCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class HotspotCollection(PlacedLayer, ViewedLayer):
     layer: Literal["hotspots"] = "hotspots"
     view: Literal["units", "hexagons"]
-    structure: str
-    level: str
     period: str
     statistic: str
     weights: str
@@ -496,18 +501,12 @@ class EmergingProperties(Out):
     geom_quality: str | None
 
 
-class EmergingFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
-    geometry: Geometry | None
+class EmergingFeature(GeoFeature):
     properties: EmergingProperties
 
 
-class EmergingCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class EmergingCollection(PlacedLayer):
     layer: Literal["emerging-hotspots"] = "emerging-hotspots"
-    structure: str
-    level: str
     step: Literal["month", "quarter"]
     steps: list[str]
     method: str
@@ -528,15 +527,12 @@ class RecruiterProperties(Out):
     flags: int = Field(description="Events on a day its licence was not valid")
 
 
-class RecruiterFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
+class RecruiterFeature(GeoFeature):
     geometry: Geometry | None = Field(description="The head office")
     properties: RecruiterProperties
 
 
-class RecruiterCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class RecruiterCollection(LayerCollection):
     layer: Literal["recruiters"] = "recruiters"
     period: str
     features: list[RecruiterFeature]
@@ -561,9 +557,7 @@ class ActivityProperties(Out):
     flags: list[ActivityFlag]
 
 
-class ActivityFeature(Out):
-    type: Literal["Feature"] = "Feature"
-    id: str
+class ActivityFeature(GeoFeature):
     geometry: Geometry | None = Field(description="The activity area (null with fewer than 3 events)")
     properties: ActivityProperties
 
@@ -573,8 +567,7 @@ class UnregisteredCluster(Out):
     actors: list[str]
 
 
-class ActivityCollection(Out):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
+class ActivityCollection(LayerCollection):
     layer: Literal["recruiter-areas"] = "recruiter-areas"
     structure: str
     period: str

@@ -39,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zipfile
@@ -49,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", secrets.token_urlsafe(32))
 
 import httpx
+from _common import private_cluster, remove_cluster, serve  # bench/ is the script's folder, first on sys.path
 from sqlalchemy import text
 
 from geodata import db, migrate
-from geodata.embedded import EmbeddedPostgres, free_port
+from geodata.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_GOAL_MB = 300.0
@@ -137,23 +137,6 @@ def load_records(engine, start: int, n: int) -> None:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE survey_record"))
 
 
-def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--log-level", "warning", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise RuntimeError(f"the server did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-
 def ours(base: str, token: str, layer: str, params: dict, out: Path, pid: int) -> tuple[float, float, int]:
     """Seconds, peak server memory (MB) and rows of one export through the API."""
     with PeakMemory(pid) as mem, httpx.Client(base_url=base, timeout=None) as client:
@@ -228,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("ogr2ogr"):
         print("ogr2ogr is needed: apt-get install gdal-bin", file=sys.stderr)
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="labour-atlas-bench-exports-"))
-    folder.chmod(0o755)
-    pg = EmbeddedPostgres(folder / "pgdata", durable=False)
+    folder, pg = private_cluster("labour-atlas-bench-exports-")
     url = pg.start()
     server = None
     figures, table = [], []
@@ -268,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 loaded = n
                 print(f"  {time.perf_counter() - started:.0f} s", flush=True)
             if server is None or n:
-                server = serve(env, port, folder / "server.log")
+                server = serve([sys.executable, "-m", "uvicorn", "api.main:app", "--log-level", "warning", "--port", str(port)], env, port,
+                               folder / "server.log", ready=lambda status: status == 200, cwd=ROOT)
                 idle = rss_mb(server.pid)
             for j, fmt in enumerate(("gpkg", "shp")):
                 out = folder / f"ours.{fmt}"
@@ -316,9 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
-        db.close_database()
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(folder, pg)
         print("BENCH-RESULT " + json.dumps({"bench": "exports", "figures": figures}, ensure_ascii=False))
 
 

@@ -24,16 +24,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "bench-only-R7kW2mQ9xT4vN8pL3cZ6aB5dE")
 
+from _common import private_cluster, remove_cluster
 from _result import Figure, emit  # bench/ is the script's folder, first on sys.path
 from sqlalchemy import text
 
@@ -51,8 +50,8 @@ WHERE u.structure = '2025' AND u.level = 'commune' AND u.geom IS NOT NULL
 """
 
 
-def start(folder: Path, structures=None) -> EmbeddedPostgres:
-    pg = EmbeddedPostgres(folder / "pgdata", durable=False)
+def start(pg: EmbeddedPostgres, structures=None) -> None:
+    """Start the private cluster, migrate, seed the reference data and draw the communes of ``structures``."""
     db.use_database(pg.start())
     migrate.upgrade()
     from etl.reference import seed_reference
@@ -63,7 +62,6 @@ def start(folder: Path, structures=None) -> EmbeddedPostgres:
     for s in structures or Structure:
         with db.get_engine().begin() as conn:
             approximate_communes(conn, s)
-    return pg
 
 
 def timed(fn, *args, **kwargs):
@@ -82,11 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.short:
         args.permutations, args.repeats = 199, 3
     structures = ("2025",) if args.short else ("2025", "pre2025")
-    folder = Path(tempfile.mkdtemp(prefix="labour-atlas-bench-"))
-    folder.chmod(0o755)
+    folder, pg = private_cluster()
     from geodata.structures import Structure
 
-    pg = start(folder, [Structure(s) for s in structures])
+    start(pg, [Structure(s) for s in structures])
     try:
         import numpy as np
         from esda import G_Local
@@ -141,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("hotspots", figures)
         return 0
     finally:
-        db.close_database()
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(folder, pg)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,12 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "bench-only-R7kW2mQ9xT4vN8pL3cZ6aB5dE")
 
 import psycopg
+from _common import private_cluster, remove_cluster  # bench/ is the script's folder, first on sys.path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from geodata import db, migrate
 from geodata.distribution import DISTRIBUTED
-from geodata.embedded import EmbeddedPostgres
 
 PARTITIONS = 4
 OFFICER_PROVINCE = "42"  # Hà Tĩnh
@@ -219,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.short:
         args.records, args.incidents, args.repeats = 100_000, 20_000, 3
-    folder = Path(tempfile.mkdtemp(prefix="labour-atlas-bench-"))
-    folder.chmod(0o755)
-    pg = EmbeddedPostgres(folder / "pgdata", durable=False)
+    folder, pg = private_cluster()
     started = time.perf_counter()
     try:
         admin = pg.start().rsplit("/", 1)[0] + "/postgres"
@@ -270,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print("BENCH-RESULT " + json.dumps({"bench": "scale_out", "figures": figures}, ensure_ascii=False))
         return 0
     finally:
-        db.close_database()
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(folder, pg)
 
 
 if __name__ == "__main__":

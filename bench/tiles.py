@@ -29,18 +29,17 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LABOUR_ATLAS_SECRET_KEY", "bench-only-R7kW2mQ9xT4vN8pL3cZ6aB5dE")
 
 import httpx
+from _common import private_cluster, remove_cluster, serve
 from _result import Figure, emit  # bench/ is the script's folder, first on sys.path
 
 from geodata import db, migrate
-from geodata.embedded import EmbeddedPostgres, free_port
+from geodata.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VIETNAM = (102.1, 8.5, 109.5, 23.4)
@@ -88,22 +87,6 @@ def tipg_python(venv: Path) -> Path:
     return python
 
 
-def serve(cmd: list[str], env: dict[str, str], port: int, probe: str, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code < 500:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise RuntimeError(f"server {' '.join(cmd)} did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-
 def features(base: str, paths: list[str]) -> int:
     """How many features the tiles hold (the servers must be compared on the same content)."""
     import mapbox_vector_tile
@@ -146,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("tiles", [], skipped=f"tipg is not installed in {args.tipg_venv} (a full run installs it)")
         return 0
     python = tipg_python(args.tipg_venv)
-    folder = Path(tempfile.mkdtemp(prefix="labour-atlas-bench-"))
-    folder.chmod(0o755)
-    pg = EmbeddedPostgres(folder / "pgdata", durable=False)
+    folder, pg = private_cluster()
     url = pg.start()
     servers = []
     try:
@@ -165,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
         ports = {"ours": free_port(), "ours-no-cache": free_port(), "tipg": free_port()}
         ours_cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--log-level", "warning", "--port"]
-        servers.append(serve([*ours_cmd, str(ports["ours"])], env, ports["ours"], "/health", folder / "ours.log"))
+        servers.append(serve([*ours_cmd, str(ports["ours"])], env, ports["ours"], folder / "ours.log"))
         servers.append(serve([*ours_cmd, str(ports["ours-no-cache"])], env | {"LABOUR_ATLAS_TILE_CACHE_TILES": "0"},
-                             ports["ours-no-cache"], "/health", folder / "ours-no-cache.log"))
+                             ports["ours-no-cache"], folder / "ours-no-cache.log"))
         tipg_env = env | {"DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://"),
                           "TIPG_DB_TABLES": '["public.admin_unit"]', "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public"]'}
         servers.append(serve([str(python), "-m", "uvicorn", "tipg.main:app", "--log-level", "warning", "--port", str(ports["tipg"])],
-                             tipg_env, ports["tipg"], "/collections", folder / "tipg.log"))
+                             tipg_env, ports["tipg"], folder / "tipg.log", "/collections"))
         wanted = tiles()
         ours_paths = [f"/tiles/units/{z}/{x}/{y}.mvt?structure=2025&level=commune" for z, x, y in wanted]
         tipg_paths = [f"/collections/public.admin_unit/tiles/WebMercatorQuad/{z}/{x}/{y}?structure=2025&level=commune"
@@ -209,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proc in servers:
             os.killpg(proc.pid, signal.SIGTERM)
-        pg.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(folder, pg)
 
 
 if __name__ == "__main__":

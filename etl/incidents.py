@@ -18,14 +18,14 @@ import datetime as dt
 import json
 import re
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, text
 
-from etl.tables import Problem, check_rows, read_table, refuse_if_any, require_columns
+from etl.places import PLACED_CTES, PROVINCE_2025, unplaced
+from etl.tables import Problem, TableResult, check_rows, read_table, refuse_if_any, require_columns
 from geodata.errors import InvalidInput
 from geodata.vietnam import in_vietnam
 
@@ -95,41 +95,16 @@ class IncidentIn(BaseModel):
         return self
 
 
-@dataclass
-class IncidentImportResult:
-    path: str
-    read_as: str
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-
-
 # Each incident placed in the structure of its date: the commune covering its
 # point, else the commune given; the 2025 province through the crosswalk.
-PLACE_SQL = """
-WITH i AS (
+PLACE_SQL = f"""
+WITH given AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS i(
         n int, incident_id text, type text, occurred_on date, lon float8, lat float8, commune_code text,
         persons_affected int, status text, source text)
-),
-p AS (
-    SELECT i.*, st.name AS structure,
-           CASE WHEN i.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) END AS pt
-    FROM i LEFT JOIN boundary_structure st ON st.valid_from <= i.occurred_on AND (st.valid_to IS NULL OR i.occurred_on < st.valid_to)
-),
-c AS (
-    SELECT p.*,
-           coalesce((SELECT a.code FROM admin_unit_part a WHERE p.pt IS NOT NULL AND a.structure = p.structure
-                     AND a.level = 'commune' AND ST_Covers(a.geom, p.pt) ORDER BY a.code LIMIT 1),
-                    (SELECT d.code FROM admin_unit d WHERE d.structure = p.structure AND d.level = 'commune'
-                     AND d.code = p.commune_code)) AS commune
-    FROM p
-)
+),{PLACED_CTES}
 SELECT c.n, c.incident_id, c.type, c.occurred_on, c.pt, c.structure, c.commune, c.persons_affected, c.status, c.source,
-       CASE WHEN c.structure = '2025' THEN (SELECT parent_code FROM admin_unit WHERE structure = '2025' AND code = c.commune)
-            ELSE (SELECT n.parent_code FROM unit_crosswalk x JOIN admin_unit n ON n.structure = x.new_structure AND n.code = x.new_code
-                  WHERE x.old_structure = c.structure AND x.old_code = c.commune AND x.new_structure = '2025'
-                  ORDER BY x.area_share DESC, x.new_code LIMIT 1) END AS province_code
+       {PROVINCE_2025} AS province_code
 FROM c
 """
 
@@ -156,21 +131,16 @@ RETURNING incident_id, (xmax = 0) AS inserted
 def place_problems(conn: Connection, incidents: list[tuple[int, IncidentIn]]) -> list[Problem]:
     """Incidents that cannot be placed: no structure on their date, a point in no commune, an unknown commune."""
     rows = json.dumps([{"n": n, **i.model_dump(mode="json")} for n, i in incidents], ensure_ascii=False)
-    problems = []
-    for r in conn.execute(text(PLACE_SQL), {"rows": rows}):
-        if r.structure is None:
-            problems.append(Problem(r.n, "occurred_on", f"no boundary structure is valid on {r.occurred_on}"))
-        elif r.commune is None:
-            given = next(i for n, i in incidents if n == r.n)
-            if given.lon is not None:
-                field, what = "lon", (f"the point lon={given.lon}, lat={given.lat} is in no commune of the {r.structure} "
-                                      "structure (at sea, or where no boundary is loaded)")
-            else:
-                field, what = "commune_code", f"no commune {given.commune_code} in the {r.structure} structure in force on {r.occurred_on}"
-            problems.append(Problem(r.n, field, what))
-        elif r.province_code is None:
-            problems.append(Problem(r.n, "commune_code", f"commune {r.commune} ({r.structure}) has no 2025 province"))
-    return problems
+
+    def no_commune(r) -> tuple[str, str]:
+        given = next(i for n, i in incidents if n == r.n)
+        if given.lon is not None:
+            return "lon", (f"the point lon={given.lon}, lat={given.lat} is in no commune of the {r.structure} "
+                           "structure (at sea, or where no boundary is loaded)")
+        return "commune_code", f"no commune {given.commune_code} in the {r.structure} structure in force on {r.occurred_on}"
+
+    placed = conn.execute(text(PLACE_SQL), {"rows": rows})
+    return [problem for r in placed if (problem := unplaced(r, no_commune)) is not None]
 
 
 def store_incidents(conn: Connection, incidents: list[IncidentIn], who: str | None) -> tuple[int, int, list[str]]:
@@ -193,13 +163,13 @@ def create_incident(conn: Connection, incident: IncidentIn, who: str) -> str:
     return incident_id
 
 
-def import_incidents(conn: Connection, path: Path, who: str | None = None) -> IncidentImportResult:
+def import_incidents(conn: Connection, path: Path, who: str | None = None) -> TableResult:
     """Import an incidents file (CSV or XLSX) in the caller's transaction; all rows or none; the same id again updates.
 
     Example (needs a database)::
 
         import_incidents(conn, Path("vu_viec_2026.xlsx"))
-        # IncidentImportResult(path='vu_viec_2026.xlsx', rows=120, inserted=118, updated=2)
+        # TableResult(path='vu_viec_2026.xlsx', rows=120, inserted=118, updated=2)
     """
     path = Path(path)
     frame, how = read_table(path)
@@ -216,4 +186,4 @@ def import_incidents(conn: Connection, path: Path, who: str | None = None) -> In
     problems += missing_id + (place_problems(conn, checked) if checked else [])
     refuse_if_any(path, sorted(problems, key=lambda p: p.row))
     inserted, updated, _ = store_incidents(conn, [i for _, i in checked], who)
-    return IncidentImportResult(str(path), how, len(checked), inserted, updated)
+    return TableResult(str(path), how, len(checked), inserted, updated)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +25,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from sqlalchemy import Connection, text
 
 from etl.incidents import Coordinate, Day
-from etl.tables import Problem, check_rows, read_table, refuse_if_any, require_columns
+from etl.places import PLACED_CTES, PROVINCE_2025, unplaced
+from etl.tables import Problem, TableResult, check_rows, read_table, refuse_if_any, require_columns
 from geodata.vietnam import in_vietnam
 from survey.definition import MARKETS
 
@@ -124,15 +124,6 @@ class EventIn(BaseModel):
         return "h:" + hashlib.sha256(what.encode()).hexdigest()[:24]
 
 
-@dataclass
-class TableResult:
-    path: str
-    read_as: str
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-
-
 def import_recruiters(conn: Connection, path: Path) -> TableResult:
     """Import the recruiter register (CSV or XLSX) in the caller's transaction; all rows or none; updates by licence number."""
     path = Path(path)
@@ -159,29 +150,14 @@ def import_recruiters(conn: Connection, path: Path) -> TableResult:
     return TableResult(str(path), how, len(checked), sum(done), len(done) - sum(done))
 
 
-PLACE_EVENTS_SQL = """
-WITH e AS (
+PLACE_EVENTS_SQL = f"""
+WITH given AS (
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(
         n int, event_key text, licence_number text, actor_name text, occurred_on date, kind text, attendees int,
         lon float8, lat float8, commune_code text)
-),
-p AS (
-    SELECT e.*, st.name AS structure, CASE WHEN e.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(e.lon, e.lat), 4326) END AS pt
-    FROM e LEFT JOIN boundary_structure st ON st.valid_from <= e.occurred_on AND (st.valid_to IS NULL OR e.occurred_on < st.valid_to)
-),
-c AS (
-    SELECT p.*,
-           coalesce((SELECT a.code FROM admin_unit_part a WHERE p.pt IS NOT NULL AND a.structure = p.structure
-                     AND a.level = 'commune' AND ST_Covers(a.geom, p.pt) ORDER BY a.code LIMIT 1),
-                    (SELECT d.code FROM admin_unit d WHERE d.structure = p.structure AND d.level = 'commune'
-                     AND d.code = p.commune_code)) AS commune
-    FROM p
-)
+),{PLACED_CTES}
 SELECT c.*, r.licence_number IS NOT NULL AS registered,
-       CASE WHEN c.structure = '2025' THEN (SELECT parent_code FROM admin_unit WHERE structure = '2025' AND code = c.commune)
-            ELSE (SELECT n.parent_code FROM unit_crosswalk x JOIN admin_unit n ON n.structure = x.new_structure AND n.code = x.new_code
-                  WHERE x.old_structure = c.structure AND x.old_code = c.commune AND x.new_structure = '2025'
-                  ORDER BY x.area_share DESC, x.new_code LIMIT 1) END AS province_code
+       {PROVINCE_2025} AS province_code
 FROM c LEFT JOIN recruiter r ON r.licence_number = c.licence_number
 """
 
@@ -196,14 +172,11 @@ def import_events(conn: Connection, path: Path) -> TableResult:
     placed = conn.execute(text(PLACE_EVENTS_SQL), {"rows": json.dumps(rows, ensure_ascii=False)}).all() if rows else []
     seen: dict[str, int] = {}
     for r in placed:
-        if r.structure is None:
-            problems.append(Problem(r.n, "occurred_on", f"no boundary structure is valid on {r.occurred_on}"))
-        elif r.commune is None:
-            problems.append(Problem(r.n, "lon" if r.lon is not None else "commune_code",
-                                    f"the place is in no commune of the {r.structure} structure"))
-        elif r.province_code is None:  # the distribution column: never stored as NULL (see docs/scale-out.md)
-            problems.append(Problem(r.n, "commune_code", f"commune {r.commune} ({r.structure}) has no 2025 province "
-                                                         "in the crosswalk: load the reference data first"))
+        problem = unplaced(r, lambda r: ("lon" if r.lon is not None else "commune_code",
+                                         f"the place is in no commune of the {r.structure} structure"),
+                           " in the crosswalk: load the reference data first")
+        if problem is not None:
+            problems.append(problem)
         if r.licence_number and not r.registered:
             problems.append(Problem(r.n, "licence_number", f"licence {r.licence_number} is not in the register: import the "
                                                            "register first, or give the name as actor_name"))

@@ -42,6 +42,17 @@ class Problem:
         return f"row {self.row}, field {self.field}: {self.message}" if self.field else f"row {self.row}: {self.message}"
 
 
+@dataclass
+class TableResult:
+    """What an import did, as the CLI reports it: the file, how it was read, its rows, and the rows new and updated."""
+
+    path: str
+    read_as: str
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """The rows of a CSV or XLSX file as text (NFC, stripped; empty cells are ""), and how the file was read.
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, text
 
-from etl.tables import Problem, TableImportError, check_rows, read_table, refuse_if_any, require_columns
+from etl.tables import Problem, TableImportError, TableResult, check_rows, read_table, refuse_if_any, require_columns
 from geodata.errors import InvalidInput
 from geodata.structures import Structure
 from geodata.units import resolve_codes
@@ -57,12 +57,7 @@ class TargetIn(BaseModel):
 
 
 @dataclass
-class TargetImportResult:
-    path: str
-    read_as: str
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
+class TargetImportResult(TableResult):
     padded: list[tuple[int, str, str]] = field(default_factory=list)  # (row, as written, as stored)
 
 

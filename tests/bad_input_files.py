@@ -37,119 +37,95 @@ def provinces() -> gpd.GeoDataFrame:
     return gpd.read_file(SUBSET, layer="provinces")[["code", "name", "unit_type", "geometry"]]
 
 
-def shapefile(gdf: gpd.GeoDataFrame, path: Path) -> Path:
-    gdf.to_file(path, encoding="UTF-8")
+def write(gdf: gpd.GeoDataFrame, path: Path) -> Path:
+    """Write as the file's ending says: a Shapefile (UTF-8), GeoJSON, or a GeoPackage (layer ``tinh``)."""
+    if path.suffix == ".shp":
+        gdf.to_file(path, encoding="UTF-8")
+    elif path.suffix == ".geojson":
+        gdf.to_file(path, driver="GeoJSON")
+    else:
+        gdf.to_file(path, layer="tinh")
     return path
 
 
-# -- boundary files ---------------------------------------------------------------------------
-@maker
-def shapefile_without_prj(tmp: Path, engine, commune) -> Path:
-    path = shapefile(provinces(), tmp / "tinh.shp")
-    path.with_suffix(".prj").unlink()
-    return path
+Change = Callable[[gpd.GeoDataFrame], None]
+Damage = Callable[[Path], None]
 
 
-@maker
-def shapefile_without_dbf(tmp: Path, engine, commune) -> Path:
-    path = shapefile(provinces(), tmp / "tinh.shp")
-    path.with_suffix(".dbf").unlink()
-    return path
+def province_file(name: str, file_name: str, change: Change | None = None, damage: Damage | None = None,
+                  doc: str | None = None) -> None:
+    """Register the maker ``name``: the bundled provinces, edited by ``change``, written as ``file_name``, then ``damage``d.
+
+    Most bad boundary files differ from good ones by one edit of the frame or one cut in the written file: one
+    builder, and each case says only its edit.
+    """
+
+    def make(tmp: Path, engine, commune) -> Path:
+        gdf = provinces()
+        if change is not None:
+            change(gdf)
+        path = write(gdf, tmp / file_name)
+        if damage is not None:
+            damage(path)
+        return path
+
+    make.__name__, make.__doc__ = name, doc
+    maker(make)
 
 
-@maker
-def shapefile_truncated(tmp: Path, engine, commune) -> Path:
-    """The .shp cut in the middle of a polygon (a copy interrupted, a mail attachment cut off)."""
-    path = shapefile(provinces(), tmp / "tinh.shp")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
+def set_cell(row: int, column: str, value: object) -> Change:
+    """Put ``value`` (or, given a function, what it says of the frame) in one cell of the ``row``-th province."""
+    def change(gdf: gpd.GeoDataFrame) -> None:
+        gdf.loc[gdf.index[row], column] = value(gdf) if callable(value) else value
+    return change
 
 
-@maker
-def geojson_truncated(tmp: Path, engine, commune) -> Path:
-    path = tmp / "tinh.geojson"
-    provinces().to_file(path, driver="GeoJSON")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) * 2 // 3])
-    return path
+def drop(suffix: str) -> Damage:
+    """Remove one of a Shapefile's files."""
+    return lambda path: path.with_suffix(suffix).unlink()
 
 
-@maker
-def geopackage_truncated(tmp: Path, engine, commune) -> Path:
-    path = tmp / "tinh.gpkg"
-    provinces().to_file(path, layer="tinh")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
-    return path
+def cut(numerator: int, denominator: int) -> Damage:
+    """Keep the first numerator/denominator of the file's bytes."""
+    def damage(path: Path) -> None:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) * numerator // denominator])
+    return damage
 
 
-@maker
-def self_intersecting_polygon(tmp: Path, engine, commune) -> Path:
-    """One province drawn as a ring that folds back on itself and encloses nothing (zero area once repaired)."""
-    gdf = provinces()
+def folded_ring(gdf: gpd.GeoDataFrame) -> None:
     x, y = gdf.geometry.iloc[2].representative_point().coords[0]
     gdf.loc[gdf.index[2], "geometry"] = Polygon([(x, y), (x + 0.1, y), (x + 0.2, y), (x + 0.1, y), (x, y)])
-    path = tmp / "tu_cat.geojson"
-    gdf.to_file(path, driver="GeoJSON")
-    return path
 
 
-@maker
-def bowtie_polygon(tmp: Path, engine, commune) -> Path:
-    """One province as a bow-tie (a ring crossing itself) well inside its real polygon: repairable, but not its shape."""
-    gdf = provinces()
+def bowtie(gdf: gpd.GeoDataFrame) -> None:
     c = gdf.geometry.iloc[1].representative_point()
     gdf.loc[gdf.index[1], "geometry"] = Polygon([(c.x - 0.05, c.y - 0.05), (c.x + 0.05, c.y + 0.05), (c.x + 0.05, c.y - 0.05),
                                                  (c.x - 0.05, c.y + 0.05)])
-    path = tmp / "no.gpkg"
-    gdf.to_file(path, layer="tinh")
-    return path
 
 
-@maker
-def empty_polygon(tmp: Path, engine, commune) -> Path:
-    gdf = provinces()
-    gdf.loc[gdf.index[3], "geometry"] = Polygon()
-    path = tmp / "rong.gpkg"
-    gdf.to_file(path, layer="tinh")
-    return path
-
-
-@maker
-def duplicate_codes(tmp: Path, engine, commune) -> Path:
-    gdf = provinces()
-    gdf.loc[gdf.index[4], "code"] = gdf["code"].iloc[0]
-    return shapefile(gdf, tmp / "trung.shp")
-
-
-@maker
-def swapped_coordinates(tmp: Path, engine, commune) -> Path:
-    """Latitude written first (y, x), as some GPS exports and hand-made files do."""
-    gdf = provinces()
+def swap_coordinates(gdf: gpd.GeoDataFrame) -> None:
     gdf["geometry"] = gdf.geometry.map(lambda g: shapely.transform(g, lambda c: c[:, ::-1]))
-    path = tmp / "dao.geojson"
-    gdf.to_file(path, driver="GeoJSON")
-    return path
 
 
-@maker
-def sql_in_the_code_field(tmp: Path, engine, commune) -> Path:
-    gdf = provinces()
-    gdf.loc[gdf.index[0], "code"] = "42'); DROP TABLE admin_unit; --"
-    path = tmp / "sql.gpkg"
-    gdf.to_file(path, layer="tinh")
-    return path
-
-
-@maker
-def sql_in_the_name_field(tmp: Path, engine, commune) -> Path:
-    """A name with SQL in it (imported with --dry-run: the name is text, reported beside the official one)."""
-    gdf = provinces()
-    gdf.loc[gdf.index[0], "name"] = "Hà Giang'; DELETE FROM admin_unit WHERE '1'='1"
-    path = tmp / "sql_ten.gpkg"
-    gdf.to_file(path, layer="tinh")
-    return path
+# -- boundary files ---------------------------------------------------------------------------
+province_file("shapefile_without_prj", "tinh.shp", damage=drop(".prj"))
+province_file("shapefile_without_dbf", "tinh.shp", damage=drop(".dbf"))
+province_file("shapefile_truncated", "tinh.shp", damage=cut(1, 2),
+              doc="The .shp cut in the middle of a polygon (a copy interrupted, a mail attachment cut off).")
+province_file("geojson_truncated", "tinh.geojson", damage=cut(2, 3))
+province_file("geopackage_truncated", "tinh.gpkg", damage=cut(1, 3))
+province_file("self_intersecting_polygon", "tu_cat.geojson", folded_ring,
+              doc="One province drawn as a ring that folds back on itself and encloses nothing (zero area once repaired).")
+province_file("bowtie_polygon", "no.gpkg", bowtie,
+              doc="One province as a bow-tie (a ring crossing itself) well inside its real polygon: repairable, but not its shape.")
+province_file("empty_polygon", "rong.gpkg", set_cell(3, "geometry", Polygon()))
+province_file("duplicate_codes", "trung.shp", set_cell(4, "code", lambda gdf: gdf["code"].iloc[0]))
+province_file("swapped_coordinates", "dao.geojson", swap_coordinates,
+              doc="Latitude written first (y, x), as some GPS exports and hand-made files do.")
+province_file("sql_in_the_code_field", "sql.gpkg", set_cell(0, "code", "42'); DROP TABLE admin_unit; --"))
+province_file("sql_in_the_name_field", "sql_ten.gpkg", set_cell(0, "name", "Hà Giang'; DELETE FROM admin_unit WHERE '1'='1"),
+              doc="A name with SQL in it (imported with --dry-run: the name is text, reported beside the official one).")
 
 
 @maker
@@ -186,26 +162,20 @@ def workbook(rows: list[list[object]]) -> bytes:
 TARGET_HEADER = ["unit_code", "structure", "year", "indicator", "kind", "value", "value_max"]
 
 
-@maker
-def targets_workbook_truncated(tmp: Path, engine, commune) -> Path:
-    data = workbook([TARGET_HEADER, ["42", "2025", 2026, "departures", "absolute", 1000, None]])
-    path = tmp / "chi_tieu.xlsx"
-    path.write_bytes(data[: len(data) // 2])
-    return path
+def targets_workbook(name: str, file_name: str, value: object = 1000, keep: float = 1, doc: str | None = None) -> None:
+    """Register the maker ``name``: a workbook of one target of ``value``, saved as ``file_name``, its first ``keep`` kept."""
+
+    def make(tmp: Path, engine, commune) -> Path:
+        data = workbook([TARGET_HEADER, ["42", "2025", 2026, "departures", "absolute", value, None]])
+        path = tmp / file_name
+        path.write_bytes(data[: int(len(data) * keep)])
+        return path
+
+    make.__name__, make.__doc__ = name, doc
+    maker(make)
 
 
-@maker
-def targets_workbook_formula(tmp: Path, engine, commune) -> Path:
-    """A target whose value is a spreadsheet formula (a link, when opened): refused as not a number."""
-    data = workbook([TARGET_HEADER, ["42", "2025", 2026, "departures", "absolute", '=HYPERLINK("http://example.invalid/x","1000")', None]])
-    path = tmp / "chi_tieu.xlsx"
-    path.write_bytes(data)
-    return path
-
-
-@maker
-def targets_csv_renamed_workbook(tmp: Path, engine, commune) -> Path:
-    """A workbook saved with a .csv name: binary, not text."""
-    path = tmp / "chi_tieu.csv"
-    path.write_bytes(workbook([TARGET_HEADER, ["42", "2025", 2026, "departures", "absolute", 1000, None]]))
-    return path
+targets_workbook("targets_workbook_truncated", "chi_tieu.xlsx", keep=0.5)
+targets_workbook("targets_workbook_formula", "chi_tieu.xlsx", '=HYPERLINK("http://example.invalid/x","1000")',
+                 doc="A target whose value is a spreadsheet formula (a link, when opened): refused as not a number.")
+targets_workbook("targets_csv_renamed_workbook", "chi_tieu.csv", doc="A workbook saved with a .csv name: binary, not text.")
