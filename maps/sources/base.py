@@ -308,6 +308,35 @@ def sql_chunks(conn: Connection, sql: Any, params: dict[str, Any], fields: Seque
         yield Chunk(list(columns[0]), {spec.name: list(col) for spec, col in zip(fields, columns[:-1], strict=True)}, geometry)
 
 
+def sql_rows(members: dict[str, Any], count: int, sql: Any, params: dict[str, Any], fields: Sequence[FieldSpec],
+             ids: Callable[[Any], Any] | None = None, audit: Callable[[list[Any]], None] | None = None) -> Rows:
+    """The :class:`Rows` of a layer read by SQL: ``sql`` with ``params`` (the page's included) selects ``fields`` in
+    order, the first being the row's key, then the geometry; read as chunks (:func:`sql_chunks`) or as Arrow batches
+    (:mod:`maps.sources.arrow_rows`). ``ids`` makes a row's id of its key; ``audit`` is handed the ids of each chunk or
+    batch before it is handed on (a batch reads the key for it even when the reader's fields leave it out)."""
+    key = fields[0].name
+
+    def chunks(c: Connection) -> Iterator[Chunk]:
+        for chunk in sql_chunks(c, sql, params, fields):
+            if ids is not None:
+                chunk.ids = [ids(v) for v in chunk.ids]
+            if audit is not None:
+                audit(chunk.ids)
+            yield chunk
+
+    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
+        from maps.sources.arrow_rows import sql_batches  # pyarrow: imported by the first file export, not at start-up
+
+        extra = [key] if audit is not None and key not in names else []
+        for batch in sql_batches(c, sql, params, fields, [*extra, *names]):
+            if audit is not None:
+                keys = batch.column(key).to_pylist()
+                audit([ids(v) for v in keys] if ids is not None else keys)
+            yield batch.drop_columns(extra)
+
+    return Rows(members, count, chunks, batches)
+
+
 def iso(value: Any) -> Any:
     """Dates and times as ISO 8601 text (what the GeoJSON routes answer), everything else as is."""
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value

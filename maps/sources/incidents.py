@@ -4,8 +4,7 @@ planners, who read them only from releases, small counts hidden)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from sqlalchemy import Connection, text
@@ -18,9 +17,7 @@ from maps.hotspots import parse_dates
 from maps.incidents import INCIDENT_COUNTS, POINT_SQL, POINTS_SELECT, POINTS_SQL, IncidentFilter, incident_counts, incident_k
 from maps.periods import EXAMPLES, Period
 from maps.releases import aggregate_view, last_closed_period
-from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
-    Chunk,
     FieldSpec,
     Filters,
     LayerSource,
@@ -32,7 +29,7 @@ from maps.sources.base import (
     check_level,
     geometry_sql,
     in_chunks,
-    sql_chunks,
+    sql_rows,
     unit_shapes,
     where_sql,
 )
@@ -92,13 +89,7 @@ def open_incidents(conn: Connection, f: IncidentFilters, viewer: Viewer, shape: 
         params = {**params, **where_params}
         count = conn.execute(text(count_sql), params).scalar_one()
 
-    def chunks(c: Connection) -> Iterator[Chunk]:
-        yield from sql_chunks(c, text(sql), params, POINT_FIELDS)
-
-    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
-        return sql_batches(c, text(sql), params, POINT_FIELDS, names)
-
-    return Rows({"layer": "incidents", "period": f"{flt.start}/{flt.end}"}, count, chunks, batches)
+    return sql_rows({"layer": "incidents", "period": f"{flt.start}/{flt.end}"}, count, text(sql), params, POINT_FIELDS)
 
 
 INCIDENTS = LayerSource(

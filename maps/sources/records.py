@@ -11,16 +11,13 @@ chunk is: what leaves is always in the audit log, even when a download breaks of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 from sqlalchemy import Connection, text
 
 from geodata.roles import Role
-from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
-    Chunk,
     FieldSpec,
     FieldType,
     Filters,
@@ -31,7 +28,7 @@ from maps.sources.base import (
     Viewer,
     Where,
     geometry_sql,
-    sql_chunks,
+    sql_rows,
     where_sql,
 )
 from survey.definition import FORM, RecordKind
@@ -117,23 +114,9 @@ def open_records(conn: Connection, f: RecordFilters, viewer: Viewer, shape: Shap
         count_sql, rows_sql, where_params = where_sql(inner, FIELDS, where, "ORDER BY x.submitted_at DESC, x.instance_id")
         params = {**params, **where_params}
     count = conn.execute(text(count_sql), params).scalar_one()
-    sql = text(rows_sql)
-    audit = viewer.audit
-    assert audit is not None  # LayerSource.open refuses a personal read without one
-
-    def chunks(c: Connection) -> Iterator[Chunk]:
-        for chunk in sql_chunks(c, sql, {**params, **page.params()}, FIELDS):
-            audit(chunk.ids)  # written before the chunk is handed on
-            yield chunk
-
-    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
-        # The id is read even when the reader's fields leave it out: the audit names every record.
-        extra = [] if "instance_id" in names else ["instance_id"]
-        for batch in sql_batches(c, sql, {**params, **page.params()}, FIELDS, [*extra, *names]):
-            audit(batch.column("instance_id").to_pylist())  # written before the batch is handed on
-            yield batch.drop_columns(extra)
-
-    return Rows({"layer": "survey-records"}, count, chunks, batches)
+    assert viewer.audit is not None  # LayerSource.open refuses a personal read without one
+    return sql_rows({"layer": "survey-records"}, count, text(rows_sql), {**params, **page.params()}, FIELDS,
+                    audit=viewer.audit)
 
 
 RECORDS = LayerSource(

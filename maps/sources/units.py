@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 from sqlalchemy import Connection, text
@@ -11,9 +10,7 @@ from sqlalchemy import Connection, text
 from geodata.structures import Level, Structure
 from geodata.text import fold
 from geodata.units import current_structure
-from maps.sources.arrow_rows import sql_batches
 from maps.sources.base import (
-    Chunk,
     FieldSpec,
     Filters,
     LayerSource,
@@ -24,7 +21,7 @@ from maps.sources.base import (
     Where,
     check_level,
     geometry_sql,
-    sql_chunks,
+    sql_rows,
     where_sql,
 )
 
@@ -76,17 +73,8 @@ def open_units(conn: Connection, f: UnitFilters, viewer: Viewer, shape: Shape, p
         count_sql, rows_sql, where_params = where_sql(inner, FIELDS, where, "ORDER BY x.code")
         params = {**params, **where_params}
     count = conn.execute(text(count_sql), params).scalar_one()
-    sql = text(rows_sql)
-
-    def chunks(c: Connection) -> Iterator[Chunk]:
-        for chunk in sql_chunks(c, sql, {**params, **page.params()}, FIELDS):
-            chunk.ids = [f"{structure}:{code}" for code in chunk.ids]
-            yield chunk
-
-    def batches(c: Connection, names: Sequence[str]) -> Iterator[Any]:
-        return sql_batches(c, sql, {**params, **page.params()}, FIELDS, names)
-
-    return Rows({"layer": "units", "structure": structure}, count, chunks, batches)
+    return sql_rows({"layer": "units", "structure": structure}, count, text(rows_sql), {**params, **page.params()}, FIELDS,
+                    ids=lambda code: f"{structure}:{code}")
 
 
 UNITS = LayerSource(
