@@ -55,7 +55,7 @@ class Period:
             if not 2000 <= year <= 2100:
                 break
             return cls(dt.date(year, month, 1), length)
-        raise InvalidInput(f"{text!r} is not a period: write a month (2026-10), a quarter (2026-Q3), a half (2026-H1) "
+        raise InvalidInput(f"{text[:40]!r} is not a period: write a month (2026-10), a quarter (2026-Q3), a half (2026-H1) "
                            "or a year (2026)", loc=loc)
 
     @classmethod
